@@ -1,0 +1,166 @@
+"""Decoding and encoding the three event body formats (plain, json, xml)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterable
+from xml.sax.saxutils import escape as xml_escape
+
+from .._exceptions import RemoteProtocolError
+from ._codec import url_decode, url_encode
+from ._headers import Headers
+from ._messages import Event, EventFormat
+
+__all__ = ["decode_event", "encode_event_body"]
+
+
+def _collect(pairs: Iterable[tuple[str, str]]) -> Headers:
+    first: dict[str, str] = {}
+    extra: dict[str, list[str]] | None = None
+    for name, value in pairs:
+        if name in first:
+            if extra is None:
+                extra = {}
+            extra.setdefault(name, []).append(value)
+        else:
+            first[name] = value
+    return Headers._adopt(first, extra)
+
+
+def parse_header_lines(text: str, *, decode: bool) -> Headers:
+    """Parse ``Name: value`` lines; ``decode`` URL-decodes the values."""
+    first: dict[str, str] = {}
+    extra: dict[str, list[str]] | None = None
+    for line in text.split("\n"):
+        if not line:
+            continue
+        name, sep, value = line.partition(": ")
+        if not sep:
+            # "Name:" with nothing after it is an empty value, not garbage.
+            if line.endswith(":"):
+                name, value = line[:-1], ""
+            else:
+                raise RemoteProtocolError(f"malformed header line: {line[:80]!r}")
+        if decode and "%" in value:
+            value = url_decode(value)
+        if name in first:
+            if extra is None:
+                extra = {}
+            extra.setdefault(name, []).append(value)
+        else:
+            first[name] = value
+    return Headers._adopt(first, extra)
+
+
+def _content_length(headers: Headers) -> int | None:
+    values = headers.get_all("Content-Length")
+    if not values:
+        return None
+    # FreeSWITCH appends its own Content-Length after any the sender set: the last wins.
+    text = values[-1]
+    if not text.isdigit():
+        raise RemoteProtocolError(f"malformed Content-Length in event: {text[:20]!r}")
+    return int(text)
+
+
+def _decode_plain(data: bytes) -> Event:
+    split = data.find(b"\n\n")
+    head, rest = (data, b"") if split < 0 else (data[:split], data[split + 2 :])
+    headers = parse_header_lines(head.decode("utf-8", "replace"), decode=True)
+    length = _content_length(headers)
+    if length is None:
+        return Event(headers)
+    if length > len(rest):
+        raise RemoteProtocolError("plain event body shorter than its Content-Length")
+    return Event(headers, rest[:length].decode("utf-8", "replace"))
+
+
+def _decode_json(data: bytes) -> Event:
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise RemoteProtocolError(f"invalid JSON event: {exc}") from None
+    if not isinstance(document, dict):
+        raise RemoteProtocolError("JSON event is not an object")
+    body = document.pop("_body", None)
+    pairs: list[tuple[str, str]] = []
+    for name, value in document.items():
+        if isinstance(value, list):
+            pairs.extend((name, _json_text(item)) for item in value)
+        else:
+            pairs.append((name, _json_text(value)))
+    return Event(_collect(pairs), None if body is None else _json_text(body))
+
+
+def _json_text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _decode_xml(data: bytes) -> Event:
+    try:
+        root = ElementTree.fromstring(data)
+    except (ElementTree.ParseError, ValueError) as exc:
+        raise RemoteProtocolError(f"invalid XML event: {exc}") from None
+    headers_element = root.find("headers")
+    pairs: list[tuple[str, str]] = []
+    if headers_element is not None:
+        pairs = [(child.tag, url_decode(child.text or "")) for child in headers_element]
+    length_text = root.findtext("Content-Length")
+    body_text = root.findtext("body")
+    body: str | None = None
+    if length_text is not None:
+        length_text = length_text.strip()
+        if not length_text.isdigit():
+            raise RemoteProtocolError("malformed Content-Length in XML event")
+        # FreeSWITCH pretty-prints the body element; Content-Length says where the body ends.
+        pairs.append(("Content-Length", length_text))
+        raw = (body_text or "").encode("utf-8")
+        body = raw[: int(length_text)].decode("utf-8", "replace")
+    elif body_text is not None:
+        body = body_text
+    return Event(_collect(pairs), body)
+
+
+_DECODERS = {"plain": _decode_plain, "json": _decode_json, "xml": _decode_xml}
+
+
+def decode_event(data: bytes, event_format: EventFormat) -> Event:
+    """Decode an event body of the given format."""
+    return _DECODERS[event_format](data)
+
+
+def encode_event_body(event: Event, event_format: EventFormat) -> bytes:
+    """Encode an event the way FreeSWITCH writes it in the given format."""
+    body = event.body
+    body_bytes = None if body is None else body.encode("utf-8")
+    pairs = [(k, v) for k, v in event.headers.multi_items() if k != "Content-Length"]
+    if event_format == "plain":
+        lines = [f"{name}: {url_encode(value)}\n" for name, value in pairs]
+        if body_bytes is not None:
+            lines.append(f"Content-Length: {len(body_bytes)}\n")
+        text = "".join(lines) + "\n"
+        return text.encode("utf-8") + (body_bytes or b"")
+    if event_format == "json":
+        document: dict[str, object] = {}
+        for name, value in pairs:
+            present = document.get(name)
+            if present is None:
+                document[name] = value
+            elif isinstance(present, list):
+                present.append(value)
+            else:
+                document[name] = [present, value]
+        if body_bytes is not None and body is not None:
+            document["Content-Length"] = str(len(body_bytes))
+            document["_body"] = body
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    parts = ["<event>\n  <headers>\n"]
+    for name, value in pairs:
+        parts.append(f"    <{name}>{xml_escape(url_encode(value))}</{name}>\n")
+    parts.append("  </headers>\n")
+    if body_bytes is not None and body is not None:
+        parts.append(f"  <Content-Length>{len(body_bytes)}</Content-Length>\n")
+        parts.append(f"  <body>{xml_escape(body)}  </body>\n")
+    parts.append("</event>\n")
+    return "".join(parts).encode("utf-8")

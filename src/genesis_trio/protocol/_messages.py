@@ -1,0 +1,230 @@
+"""What the parser yields: one object per ESL frame, typed by Content-Type."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal, overload
+
+from ._headers import Headers
+
+__all__ = [
+    "ApiResponse",
+    "AuthRequest",
+    "CommandReply",
+    "DisconnectNotice",
+    "Event",
+    "EventFormat",
+    "Frame",
+    "LogData",
+    "Message",
+    "RudeRejection",
+]
+
+EventFormat = Literal["plain", "json", "xml"]
+
+
+class Event(Mapping[str, str]):
+    """A FreeSWITCH event: headers (read-only, multi-valued) and an optional body.
+
+    It is a read-only mapping of header name to first value, so
+    ``event["Unique-ID"]`` and ``event.get("variable_sip_call_id")`` work.
+    The same FreeSWITCH event gives an equal :class:`Event` whether it arrived
+    as plain, json or xml.
+    """
+
+    __slots__ = ("body", "headers")
+
+    headers: Headers
+    body: str | None
+
+    def __init__(
+        self,
+        headers: Headers | Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        body: str | None = None,
+    ) -> None:
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.body = body
+
+    # Mapping protocol, delegated to the headers.
+    def __getitem__(self, name: str) -> str:
+        return self.headers._first[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.headers._first)
+
+    def __len__(self) -> int:
+        return len(self.headers._first)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.headers._first
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, /, default: str) -> str: ...
+    @overload
+    def get(self, name: str, /, default: str | None) -> str | None: ...
+    def get(self, name: str, /, default: str | None = None) -> str | None:
+        return self.headers._first.get(name, default)
+
+    def get_all(self, name: str) -> list[str]:
+        return self.headers.get_all(name)
+
+    # Typed helpers for the headers nearly every program reads.
+    @property
+    def name(self) -> str | None:
+        return self.headers._first.get("Event-Name")
+
+    @property
+    def subclass(self) -> str | None:
+        return self.headers._first.get("Event-Subclass")
+
+    @property
+    def unique_id(self) -> str | None:
+        return self.headers._first.get("Unique-ID")
+
+    @property
+    def call_uuid(self) -> str | None:
+        return self.headers._first.get("Channel-Call-UUID")
+
+    @property
+    def job_uuid(self) -> str | None:
+        return self.headers._first.get("Job-UUID")
+
+    @property
+    def application(self) -> str | None:
+        return self.headers._first.get("Application")
+
+    @property
+    def application_uuid(self) -> str | None:
+        return self.headers._first.get("Application-UUID")
+
+    @property
+    def channel_state(self) -> str | None:
+        return self.headers._first.get("Channel-State")
+
+    @property
+    def answer_state(self) -> str | None:
+        return self.headers._first.get("Answer-State")
+
+    @property
+    def hangup_cause(self) -> str | None:
+        return self.headers._first.get("Hangup-Cause")
+
+    @property
+    def sequence(self) -> int | None:
+        value = self.headers._first.get("Event-Sequence")
+        return int(value) if value is not None and value.isdigit() else None
+
+    def variable(self, name: str) -> str | None:
+        """A channel variable carried in the event (``variable_<name>``)."""
+        return self.headers._first.get("variable_" + name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self.body == other.body and self.headers == other.headers
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        label = self.name or "?"
+        if self.subclass:
+            label += f"::{self.subclass}"
+        uuid = self.unique_id
+        return f"<Event {label}{' ' + uuid if uuid else ''}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A raw frame: the outer header block and the Content-Length body, if any.
+
+    Frames of a content type the parser does not know are yielded as-is.
+    """
+
+    headers: Headers
+    body: bytes | None
+
+    @property
+    def content_type(self) -> str | None:
+        return self.headers.get("Content-Type")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest:
+    """The ``auth/request`` greeting of an inbound connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandReply:
+    """A ``command/reply``. ``event`` holds the channel data of an outbound ``connect``."""
+
+    headers: Headers
+    event: Event | None = None
+
+    @property
+    def reply_text(self) -> str:
+        return self.headers.get("Reply-Text", "").rstrip("\n")
+
+    @property
+    def ok(self) -> bool:
+        return self.reply_text.startswith("+OK")
+
+    @property
+    def job_uuid(self) -> str | None:
+        return self.headers.get("Job-UUID")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """An ``api/response``: the body is the command's output."""
+
+    headers: Headers
+    body: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.body.startswith("-ERR")
+
+
+@dataclass(frozen=True, slots=True)
+class LogData:
+    """A ``log/data`` frame: headers (Log-Level, Log-File, ...) and the log line."""
+
+    headers: Headers
+    body: str
+
+    @property
+    def level(self) -> int | None:
+        value = self.headers.get("Log-Level")
+        return int(value) if value is not None and value.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class DisconnectNotice:
+    """``text/disconnect-notice``; ``disposition`` is ``disconnect`` or ``linger``."""
+
+    headers: Headers
+    body: str
+
+    @property
+    def disposition(self) -> str | None:
+        return self.headers.get("Content-Disposition")
+
+    @property
+    def linger(self) -> bool:
+        return self.disposition == "linger"
+
+
+@dataclass(frozen=True, slots=True)
+class RudeRejection:
+    """``text/rude-rejection``: the switch refused the connection (ACL)."""
+
+    headers: Headers
+    body: str
+
+
+Message = (
+    AuthRequest | CommandReply | ApiResponse | Event | LogData | DisconnectNotice | RudeRejection | Frame
+)

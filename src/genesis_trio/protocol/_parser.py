@@ -1,0 +1,162 @@
+"""The sans-IO ESL parser: bytes in, typed messages out."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .._exceptions import RemoteProtocolError
+from ._codec import url_decode
+from ._events import decode_event, parse_header_lines
+from ._headers import Headers
+from ._messages import (
+    ApiResponse,
+    AuthRequest,
+    CommandReply,
+    DisconnectNotice,
+    Event,
+    EventFormat,
+    Frame,
+    LogData,
+    Message,
+    RudeRejection,
+)
+
+__all__ = ["CONNECTION_CLOSED", "DEFAULT_MAX_FRAME_SIZE", "NEED_DATA", "ESLParser"]
+
+DEFAULT_MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+NEED_DATA: Final = _Sentinel("NEED_DATA")
+"""Returned by :meth:`ESLParser.next_event` when more bytes are needed."""
+
+CONNECTION_CLOSED: Final = _Sentinel("CONNECTION_CLOSED")
+"""Returned once the peer closed the stream cleanly between two frames."""
+
+_EVENT_FORMATS: Final[dict[str, EventFormat]] = {
+    "text/event-plain": "plain",
+    "text/event-json": "json",
+    "text/event-xml": "xml",
+}
+
+
+class ESLParser:
+    """Turns the bytes of one ESL stream into messages.
+
+    Feed bytes with :meth:`receive_data` (``b""`` means the peer closed), then
+    call :meth:`next_event` until it returns :data:`NEED_DATA`. A frame split
+    over many reads costs linear time: the search for the end of the header
+    block resumes where the previous one stopped. ``max_frame_size`` bounds
+    both an unfinished header block and a declared Content-Length, so a peer
+    cannot make memory grow without limit.
+    """
+
+    __slots__ = ("_buffer", "_eof", "_pending", "_scan_from", "max_frame_size")
+
+    def __init__(self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        if max_frame_size < 64:
+            raise ValueError("max_frame_size must be at least 64 bytes")
+        self.max_frame_size = max_frame_size
+        self._buffer = bytearray()
+        self._scan_from = 0
+        self._pending: tuple[Headers, int] | None = None
+        self._eof = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet turned into a message."""
+        return len(self._buffer)
+
+    def receive_data(self, data: bytes) -> None:
+        if self._eof:
+            if data:
+                raise RuntimeError("receive_data() after end of stream")
+            return
+        if not data:
+            self._eof = True
+            return
+        self._buffer += data
+
+    def next_event(self) -> Message | _Sentinel:
+        """The next complete message, :data:`NEED_DATA` or :data:`CONNECTION_CLOSED`."""
+        buffer = self._buffer
+        if self._pending is None:
+            # Tolerate stray blank lines between frames.
+            while buffer[:1] == b"\n":
+                del buffer[:1]
+            end = buffer.find(b"\n\n", self._scan_from)
+            if end < 0:
+                size = len(buffer)
+                if size > self.max_frame_size:
+                    raise RemoteProtocolError(
+                        f"header block exceeds max_frame_size ({self.max_frame_size} bytes)"
+                    )
+                # Resume one byte early: the "\n\n" may straddle two reads.
+                self._scan_from = max(size - 1, 0)
+                return self._at_end()
+            headers = parse_header_lines(buffer[:end].decode("utf-8", "replace"), decode=False)
+            del buffer[: end + 2]
+            self._scan_from = 0
+            length_text = headers.get("Content-Length")
+            if length_text is None:
+                return _classify(headers, None)
+            if not length_text.isdigit():
+                raise RemoteProtocolError(f"malformed Content-Length: {length_text[:20]!r}")
+            length = int(length_text)
+            if length > self.max_frame_size:
+                raise RemoteProtocolError(
+                    f"Content-Length {length} exceeds max_frame_size ({self.max_frame_size})"
+                )
+            self._pending = (headers, length)
+        headers, length = self._pending
+        if len(buffer) < length:
+            return self._at_end()
+        body = bytes(buffer[:length])
+        del buffer[:length]
+        self._pending = None
+        return _classify(headers, body)
+
+    def _at_end(self) -> _Sentinel:
+        if not self._eof:
+            return NEED_DATA
+        if self._buffer or self._pending is not None:
+            raise RemoteProtocolError("connection closed in the middle of a frame")
+        return CONNECTION_CLOSED
+
+
+def _text(body: bytes | None) -> str:
+    return "" if body is None else body.decode("utf-8", "replace")
+
+
+def _classify(headers: Headers, body: bytes | None) -> Message:
+    content_type = headers.get("Content-Type")
+    event_format = _EVENT_FORMATS.get(content_type or "")
+    if event_format is not None:
+        return decode_event(body or b"", event_format)
+    if content_type == "command/reply":
+        if "Event-Name" in headers:
+            # An outbound `connect` reply: the header block is the channel data,
+            # URL-encoded like a plain event.
+            decoded = Headers((name, url_decode(value)) for name, value in headers.multi_items())
+            return CommandReply(decoded, Event(decoded))
+        return CommandReply(headers)
+    if content_type == "api/response":
+        return ApiResponse(headers, _text(body))
+    if content_type == "auth/request":
+        return AuthRequest()
+    if content_type == "log/data":
+        return LogData(headers, _text(body))
+    if content_type == "text/disconnect-notice":
+        return DisconnectNotice(headers, _text(body))
+    if content_type == "text/rude-rejection":
+        return RudeRejection(headers, _text(body))
+    return Frame(headers, body)
