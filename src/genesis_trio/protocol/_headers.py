@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import overload
+from typing import TypeVar, overload
+
+_T = TypeVar("_T")
 
 __all__ = ["Headers"]
 
@@ -59,10 +61,10 @@ class Headers(Mapping[str, str]):
     @overload
     def get(self, name: str, /) -> str | None: ...
     @overload
-    def get(self, name: str, /, default: str) -> str: ...
+    def get(self, name: str, default: str, /) -> str: ...
     @overload
-    def get(self, name: str, /, default: str | None) -> str | None: ...
-    def get(self, name: str, /, default: str | None = None) -> str | None:
+    def get(self, name: str, default: _T, /) -> str | _T: ...
+    def get(self, name: str, default: object = None, /) -> object:
         return self._first.get(name, default)
 
     def get_all(self, name: str) -> list[str]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal, overload
+from typing import Literal, TypeVar, overload
 
 from ._headers import Headers
+
+_T = TypeVar("_T")
 
 __all__ = [
     "ApiResponse",
@@ -62,10 +64,10 @@ class Event(Mapping[str, str]):
     @overload
     def get(self, name: str, /) -> str | None: ...
     @overload
-    def get(self, name: str, /, default: str) -> str: ...
+    def get(self, name: str, default: str, /) -> str: ...
     @overload
-    def get(self, name: str, /, default: str | None) -> str | None: ...
-    def get(self, name: str, /, default: str | None = None) -> str | None:
+    def get(self, name: str, default: _T, /) -> str | _T: ...
+    def get(self, name: str, default: object = None, /) -> object:
         return self.headers._first.get(name, default)
 
     def get_all(self, name: str) -> list[str]:
@@ -226,5 +228,12 @@ class RudeRejection:
 
 
 Message = (
-    AuthRequest | CommandReply | ApiResponse | Event | LogData | DisconnectNotice | RudeRejection | Frame
+    AuthRequest
+    | CommandReply
+    | ApiResponse
+    | Event
+    | LogData
+    | DisconnectNotice
+    | RudeRejection
+    | Frame
 )

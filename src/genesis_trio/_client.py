@@ -1,0 +1,237 @@
+"""Commands shared by every ESL client connection (inbound and outbound)."""
+
+from __future__ import annotations
+
+import uuid as uuid_module
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+
+from ._exceptions import CommandError, LocalProtocolError
+from ._stream import ESLConnection, EventHandler, Reply
+from ._subscription import Overflow, Subscription
+from ._util import redact_command
+from .protocol import ApiResponse, CommandReply, Event, EventFormat, LogData
+from .protocol import commands as cmd
+
+__all__ = ["ESLClient"]
+
+ALL = "ALL"
+
+
+def _is_error(text: str) -> bool:
+    return text.startswith("-ERR") or text.startswith("-USAGE")
+
+
+class ESLClient:
+    """The command surface common to Inbound and outbound Sessions.
+
+    Every method that talks to FreeSWITCH raises :class:`CommandError` when the
+    switch answers ``-ERR`` (``check=False`` returns the raw reply instead),
+    and :class:`ConnectionLost` when the connection goes away under it.
+    """
+
+    _connection: ESLConnection
+    _event_format: EventFormat = "plain"
+
+    def __init__(self) -> None:
+        self._switch_subscriptions: dict[str, int] = {}
+        self._subscribed_all = False
+        self._filters: set[tuple[str, str]] = set()
+
+    @property
+    def connection(self) -> ESLConnection:
+        return self._connection
+
+    @property
+    def is_connected(self) -> bool:
+        conn = getattr(self, "_connection", None)
+        return conn is not None and conn.is_open
+
+    # --- raw ---------------------------------------------------------------
+    async def send(self, command: str) -> Reply:
+        """Send one raw command line and return FreeSWITCH's reply as it is.
+
+        Never raises on ``-ERR``: this is the escape hatch for raw replies.
+        """
+        return await self._connection.send_command(cmd.raw(command), redact_command(command))
+
+    async def _send_checked(self, data: bytes, label: str, *, check: bool = True) -> CommandReply:
+        reply = await self._connection.send_command(data, label)
+        if not isinstance(reply, CommandReply):
+            raise CommandError(label, f"unexpected reply {type(reply).__name__}")
+        if check and not reply.ok:
+            raise CommandError(label, reply.reply_text)
+        return reply
+
+    # --- api / bgapi -------------------------------------------------------
+    async def api(self, command: str, *, check: bool = True) -> str:
+        """Run ``api <command>`` and return its output (the response body)."""
+        label = f"api {command.split(' ', 1)[0]}"
+        reply = await self._connection.send_command(cmd.api(command), label)
+        if not isinstance(reply, ApiResponse):
+            text = reply.reply_text if isinstance(reply, CommandReply) else repr(reply)
+            raise CommandError(label, text)
+        if check and _is_error(reply.body):
+            raise CommandError(f"api {command}", reply.body.strip())
+        return reply.body
+
+    async def bgapi(self, command: str, *, check: bool = True) -> str:
+        """Run ``bgapi <command>`` and return the BACKGROUND_JOB result body.
+
+        The Job-UUID is chosen here and registered before the command is
+        written, so the job's event cannot arrive before anyone waits for it.
+        """
+        event = await self.bgapi_event(command)
+        body = event.body or ""
+        if check and _is_error(body):
+            raise CommandError(f"bgapi {command}", body.strip())
+        return body
+
+    async def bgapi_event(self, command: str) -> Event:
+        """Like :meth:`bgapi` but returns the whole BACKGROUND_JOB event."""
+        await self._ensure_background_jobs()
+        job_uuid = str(uuid_module.uuid4())
+        job = self._connection.expect_job(job_uuid)
+        try:
+            await self._send_checked(
+                cmd.bgapi(command, job_uuid), f"bgapi {command.split(' ', 1)[0]}"
+            )
+            return await self._connection.wait_job(job_uuid, job)
+        finally:
+            self._connection.forget_job(job_uuid)
+
+    async def _ensure_background_jobs(self) -> None:
+        if self._subscribed_all or "BACKGROUND_JOB" in self._switch_subscriptions:
+            return
+        self._switch_subscriptions["BACKGROUND_JOB"] = 1
+        await self._send_checked(
+            cmd.event("BACKGROUND_JOB", event_format=self._event_format), "event BACKGROUND_JOB"
+        )
+        if self._filters:
+            await self._send_checked(cmd.filter("Event-Name", "BACKGROUND_JOB"), "filter")
+
+    # --- switch-side event selection ----------------------------------------
+    async def events(self, *names: str, event_format: EventFormat | None = None) -> None:
+        """Ask FreeSWITCH to send these events (``ALL`` when none are named)."""
+        fmt = event_format or self._event_format
+        self._event_format = fmt
+        wanted = list(names) or [ALL]
+        await self._send_checked(cmd.event(*wanted, event_format=fmt), "event")
+        for name in wanted:
+            if name == ALL:
+                self._subscribed_all = True
+            self._switch_subscriptions.setdefault(name, 0)
+
+    async def nixevent(self, *names: str) -> None:
+        await self._send_checked(cmd.nixevent(*names), "nixevent")
+        for name in names:
+            self._switch_subscriptions.pop(name, None)
+
+    async def noevents(self) -> None:
+        await self._send_checked(cmd.noevents(), "noevents")
+        self._switch_subscriptions.clear()
+        self._subscribed_all = False
+
+    async def filter(self, header: str, value: str) -> None:
+        """Add a FreeSWITCH-side filter: only events matching some filter are sent."""
+        await self._send_checked(cmd.filter(header, value), "filter")
+        self._filters.add((header, value))
+
+    async def filter_delete(self, header: str, value: str | None = None) -> None:
+        await self._send_checked(cmd.filter_delete(header, value), "filter delete")
+        self._filters = {
+            (h, v) for h, v in self._filters if not (h == header and value in (None, v))
+        }
+
+    async def divert_events(self, on: bool = True) -> None:
+        await self._send_checked(cmd.divert_events(on), "divert_events")
+
+    async def log(self, level: int | str = 7) -> None:
+        await self._send_checked(cmd.log(level), "log")
+
+    async def nolog(self) -> None:
+        await self._send_checked(cmd.nolog(), "nolog")
+
+    async def sendevent(
+        self,
+        name: str,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        body: str | bytes | None = None,
+    ) -> str:
+        """Fire an event into FreeSWITCH; returns the new event's uuid."""
+        reply = await self._send_checked(cmd.sendevent(name, headers, body), f"sendevent {name}")
+        return reply.reply_text.removeprefix("+OK").strip()
+
+    async def sendmsg(
+        self,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        *,
+        uuid: str | None = None,
+        body: str | bytes | None = None,
+    ) -> CommandReply:
+        return await self._send_checked(cmd.sendmsg(headers, uuid=uuid, body=body), "sendmsg")
+
+    # --- local subscriptions and handlers ------------------------------------
+    async def _ensure_switch_events(self, names: Iterable[str]) -> None:
+        if self._subscribed_all:
+            return
+        missing = [n for n in names if n not in self._switch_subscriptions]
+        if not missing:
+            return
+        # CUSTOM subclasses are requested as "CUSTOM <subclass>".
+        plain = [n for n in missing if n == ALL or n.isupper()]
+        subclasses = [n for n in missing if n not in plain]
+        words = plain + (["CUSTOM", *subclasses] if subclasses else [])
+        await self.events(*words)
+        for name in missing:
+            self._switch_subscriptions.setdefault(name, 0)
+
+    @asynccontextmanager
+    async def subscribe(
+        self,
+        *names: str,
+        uuid: str | None = None,
+        max_buffer: int = 10_000,
+        overflow: Overflow = Overflow.ERROR,
+        request: bool = True,
+    ) -> AsyncIterator[Subscription[Event]]:
+        """Receive events as an async iterator::
+
+            async with client.subscribe("CHANNEL_ANSWER") as events:
+                async for event in events:
+                    ...
+
+        ``names`` are event names or CUSTOM subclasses (none means all);
+        ``request=False`` only listens to what the connection already receives.
+        """
+        keys = list(names) or [ALL]
+        sub = self._connection.subscribe(keys, uuid=uuid, max_buffer=max_buffer, overflow=overflow)
+        try:
+            if request:
+                await self._ensure_switch_events(keys)
+            yield sub
+        finally:
+            sub.close()
+
+    @asynccontextmanager
+    async def subscribe_logs(self, level: int | str = 7) -> AsyncIterator[Subscription[LogData]]:
+        """Receive FreeSWITCH log lines (``log <level>``) as an async iterator."""
+        sub = self._connection.subscribe_logs()
+        try:
+            await self.log(level)
+            yield sub
+        finally:
+            sub.close()
+
+    def on(
+        self, name: str, handler: EventHandler, *, concurrent: bool = False
+    ) -> Subscription[Event]:
+        """Run ``handler(event)`` for every event named ``name`` (or ``ALL``).
+
+        The handler runs inside the connection's task group and ends with it;
+        an exception in it is logged and the connection carries on. Call
+        :meth:`events` (or use :meth:`subscribe`) to have FreeSWITCH send them.
+        """
+        if not name or "\n" in name:
+            raise LocalProtocolError(f"invalid event name {name!r}")
+        return self._connection.run_handler([name], handler, concurrent=concurrent)

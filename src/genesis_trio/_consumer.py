@@ -1,0 +1,189 @@
+"""Consumer: a decorator-driven event-consuming app (Genesis style)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import TaskStatus
+
+from ._exceptions import ConnectionLost
+from ._inbound import Inbound
+from ._util import logger
+from .protocol import Event, EventFormat
+
+__all__ = ["Consumer", "filtrate"]
+
+Handler = Callable[[Event], Awaitable[Any] | Any]
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    key: str
+    value: str | None
+    regex: bool
+
+    def accepts(self, event: Event) -> bool:
+        content = event.get(self.key)
+        if content is None:
+            return False
+        if self.value is None:
+            return True
+        if self.regex:
+            return re.match(self.value, content) is not None
+        return content == self.value
+
+
+def filtrate(key: str, value: str | None = None, regex: bool = False) -> Callable[[H], H]:
+    """Only call the decorated handler for events whose header ``key`` matches.
+
+    ``value=None`` requires the header to be present; ``regex=True`` matches
+    ``value`` as a regular expression (``re.match``). Stacked filters all apply.
+    Put it under ``@app.handle(...)``.
+    """
+    if regex and value is not None:
+        re.compile(value)  # a bad pattern fails at decoration time, not per event
+    new_filter = _Filter(key, value, regex)
+
+    def decorate(function: H) -> H:
+        filters: tuple[_Filter, ...] = (*getattr(function, "__genesis_filters__", ()), new_filter)
+        inner = (
+            getattr(function, "__wrapped__", function)
+            if hasattr(function, "__genesis_filters__")
+            else function
+        )
+
+        @functools.wraps(inner)
+        async def wrapper(event: Event) -> Any:
+            if all(f.accepts(event) for f in filters):
+                result = inner(event)
+                if isinstance(result, Awaitable):
+                    return await result
+                return result
+            return None
+
+        wrapper.__genesis_filters__ = filters  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+class Consumer:
+    """Consume FreeSWITCH events with decorated handlers::
+
+        app = Consumer("127.0.0.1", 8021, "ClueCon")
+
+        @app.handle("CHANNEL_ANSWER")
+        async def answered(event: Event) -> None:
+            print(event.unique_id)
+
+        trio.run(app.run)
+
+    ``run`` subscribes only to the events the handlers need (CUSTOM
+    subclasses by name), pushes handler filters to FreeSWITCH when every
+    handler has one, runs each handler in its own worker inside the
+    connection's task group, and stops cleanly when cancelled. With
+    ``reconnect=True`` a lost connection is re-established with backoff.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8021,
+        password: str = "ClueCon",
+        *,
+        timeout: float = 5.0,
+        event_format: EventFormat = "plain",
+        concurrent: bool = True,
+        reconnect: bool = False,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._password = password
+        self.timeout = timeout
+        self.event_format = event_format
+        self.concurrent = concurrent
+        self.reconnect = reconnect
+        self.max_backoff = max_backoff
+        self.handlers: dict[str, list[Handler]] = {}
+        self.client: Inbound | None = None
+
+    def __repr__(self) -> str:
+        return f"<Consumer {self.host}:{self.port} handlers={sorted(self.handlers)}>"
+
+    def handle(self, event: str) -> Callable[[H], H]:
+        """Register the decorated function for an event name or CUSTOM subclass."""
+        if not event or any(c.isspace() for c in event):
+            raise ValueError(f"invalid event name {event!r}")
+
+        def decorate(function: H) -> H:
+            self.handlers.setdefault(event, []).append(function)
+            return function
+
+        return decorate
+
+    def _switch_filters(self) -> list[tuple[str, str]]:
+        """FreeSWITCH filters OR together: push them only if they cover every handler."""
+        pairs: list[tuple[str, str]] = []
+        for handlers in self.handlers.values():
+            for handler in handlers:
+                exact = [
+                    (f.key, f.value)
+                    for f in getattr(handler, "__genesis_filters__", ())
+                    if f.value is not None and not f.regex
+                ]
+                if not exact:
+                    return []
+                pairs.extend(exact[:1])
+        return list(dict.fromkeys(pairs))
+
+    async def run(self) -> None:
+        """Consume events until cancelled (or the connection is lost, unless reconnecting)."""
+        await self.serve()
+
+    async def serve(self, *, task_status: TaskStatus[Inbound] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Like :meth:`run`, for ``await task_group.start(app.serve)``: started once subscribed."""
+        backoff = 0.5
+        started = False
+        while True:
+            try:
+                await self._serve_once(task_status if not started else None)
+                started = True
+            except (ConnectionLost, OSError) as exc:
+                if not self.reconnect:
+                    raise
+                logger.warning(
+                    "consumer lost its connection (%s); retrying in %.1f s", exc, backoff
+                )
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            return
+
+    async def _serve_once(self, task_status: TaskStatus[Inbound] | None) -> None:
+        async with Inbound(self.host, self.port, self._password, timeout=self.timeout) as client:
+            self.client = client
+            try:
+                for name, handlers in self.handlers.items():
+                    for handler in handlers:
+                        client.on(name, handler, concurrent=self.concurrent)
+                names = list(self.handlers) or ["ALL"]
+                plain = [n for n in names if n == "ALL" or n.isupper()]
+                subclasses = [n for n in names if n not in plain]
+                words = plain + (["CUSTOM", *subclasses] if subclasses else [])
+                await client.events(*words, event_format=self.event_format)
+                for header, value in self._switch_filters():
+                    await client.filter(header, value)
+                if task_status is not None:
+                    task_status.started(client)
+                await client.connection.closed.wait()
+                reason = client.connection.lost_reason
+                raise reason if isinstance(reason, ConnectionLost) else ConnectionLost()
+            finally:
+                self.client = None

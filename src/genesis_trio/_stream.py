@@ -1,0 +1,413 @@
+"""The one async adapter: an ESL byte stream owned inside a task group.
+
+One reader task parses frames and routes them; one send lock keeps command
+bytes whole; replies are matched to commands in the order the commands were
+written, so a caller cancelled after writing leaves a slot that silently
+absorbs its late reply instead of stealing the next command's.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ._exceptions import CommandStage, ConnectionLost, ProtocolError
+from ._subscription import Overflow, Subscription
+from ._util import logger, redact_command
+from .protocol import (
+    CONNECTION_CLOSED,
+    NEED_DATA,
+    ApiResponse,
+    AuthRequest,
+    CommandReply,
+    DisconnectNotice,
+    ESLParser,
+    Event,
+    LogData,
+    RudeRejection,
+)
+from .protocol import commands as cmd
+
+__all__ = ["ESLConnection", "EventHandler", "Reply"]
+
+Reply = CommandReply | ApiResponse
+EventHandler = Callable[[Event], Awaitable[object] | object]
+ALL = "ALL"
+
+
+@dataclass(slots=True, eq=False)
+class _PendingReply:
+    label: str
+    done: anyio.Event = field(default_factory=anyio.Event)
+    reply: Reply | None = None
+    error: BaseException | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _PendingJob:
+    done: anyio.Event = field(default_factory=anyio.Event)
+    event: Event | None = None
+    error: BaseException | None = None
+
+
+class ESLConnection:
+    """An ESL connection over any AnyIO byte stream.
+
+    Start it with :meth:`start` inside a task group that the owner (Inbound,
+    an outbound Session) controls; the reader and every handler worker live in
+    that task group and end with it.
+    """
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        *,
+        max_frame_size: int | None = None,
+        write_timeout: float = 30.0,
+        receive_size: int = 65536,
+    ) -> None:
+        self._stream = stream
+        self._parser = (
+            ESLParser() if max_frame_size is None else ESLParser(max_frame_size=max_frame_size)
+        )
+        self._write_timeout = write_timeout
+        self._receive_size = receive_size
+        self._send_lock = anyio.Lock()
+        self._pending: deque[_PendingReply] = deque()
+        self._jobs: dict[str, _PendingJob] = {}
+        self._routes: dict[str, list[Subscription[Event]]] = {}
+        self._uuid_routes: dict[str, list[Subscription[Event]]] = {}
+        self._log_subscribers: list[Subscription[LogData]] = []
+        self._notice_listeners: list[Callable[[DisconnectNotice], None]] = []
+        self._event_hooks: list[Callable[[Event], None]] = []
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self.auth_requested = anyio.Event()
+        self.closed = anyio.Event()
+        self.lost_reason: BaseException | None = None
+        self._closing = False
+        self._reader_done = anyio.Event()
+
+    # --- lifecycle --------------------------------------------------------
+    def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        self._task_group = task_group
+        task_group.start_soon(self._reader, name="esl-reader")
+
+    @property
+    def is_open(self) -> bool:
+        return not self.closed.is_set()
+
+    async def aclose(self, *, send_exit: bool = True, grace: float = 2.0) -> None:
+        """Say goodbye (``exit``) if possible, then close the stream.
+
+        Shielded with its own deadline: it runs during cancellation too.
+        """
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + grace
+            if send_exit and self.is_open and not self._closing:
+                self._closing = True
+                try:
+                    await self.send_command(cmd.exit(), "exit")
+                    await self._reader_done.wait()
+                except ConnectionLost:
+                    pass
+            self._closing = True
+            self._finish(ConnectionLost("connection closed"), clean=True)
+            await self._stream.aclose()
+
+    # --- writing ----------------------------------------------------------
+    async def send_command(self, data: bytes, label: str | None = None) -> Reply:
+        """Write one command and wait for its reply (command/reply or api/response)."""
+        label = label if label is not None else redact_command(data.decode("utf-8", "replace"))
+        if not self.is_open:
+            raise ConnectionLost(f"cannot send {label!r}", stage=CommandStage.NOT_SENT)
+        pending = _PendingReply(label)
+        async with self._send_lock:
+            if not self.is_open:
+                raise ConnectionLost(f"cannot send {label!r}", stage=CommandStage.NOT_SENT)
+            self._pending.append(pending)
+            await self._write(data, label)
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.reply is not None
+        return pending.reply
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write bytes that expect no reply (rare: e.g. a fake peer's frames)."""
+        async with self._send_lock:
+            await self._write(data, "raw")
+
+    async def _write(self, data: bytes, label: str) -> None:
+        # A half-written command would corrupt the stream for every later one,
+        # so the write is shielded; its own deadline bounds a peer that stopped reading.
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + self._write_timeout
+            try:
+                await self._stream.send(data)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                lost = ConnectionLost(f"write of {label!r} failed: {exc}", stage=CommandStage.SENT)
+                self._finish(lost)
+                raise lost from None
+        if scope.cancelled_caught:
+            lost = ConnectionLost(f"write of {label!r} timed out", stage=CommandStage.SENT)
+            self._finish(lost)
+            raise lost
+
+    def expect_job(self, job_uuid: str) -> _PendingJob:
+        """Register interest in a BACKGROUND_JOB before the bgapi is written."""
+        job = self._jobs[job_uuid] = _PendingJob()
+        return job
+
+    def forget_job(self, job_uuid: str) -> None:
+        self._jobs.pop(job_uuid, None)
+
+    async def wait_job(self, job_uuid: str, job: _PendingJob) -> Event:
+        try:
+            await job.done.wait()
+        finally:
+            self._jobs.pop(job_uuid, None)
+        if job.error is not None:
+            raise job.error
+        assert job.event is not None
+        return job.event
+
+    # --- subscriptions ----------------------------------------------------
+    def subscribe(
+        self,
+        keys: Iterable[str] = (ALL,),
+        *,
+        uuid: str | None = None,
+        matches: Callable[[Event], bool] | None = None,
+        max_buffer: int = 10_000,
+        overflow: Overflow = Overflow.ERROR,
+    ) -> Subscription[Event]:
+        """A local subscription; keys are event names, CUSTOM subclasses or ``ALL``.
+
+        With ``uuid`` it receives only that channel's events (O(1) routing).
+        """
+        key_list = [uuid] if uuid is not None else list(keys) or [ALL]
+        table = self._uuid_routes if uuid is not None else self._routes
+
+        def unregister(sub: Subscription[Event]) -> None:
+            for key in key_list:
+                subs = table.get(key)
+                if subs is not None and sub in subs:
+                    subs.remove(sub)
+                    if not subs:
+                        del table[key]
+
+        sub: Subscription[Event] = Subscription(
+            matches, max_buffer=max_buffer, overflow=overflow, on_close=unregister
+        )
+        for key in key_list:
+            table.setdefault(key, []).append(sub)
+        if not self.is_open:
+            sub.fail(self.lost_reason or ConnectionLost("connection closed"))
+        return sub
+
+    def subscribe_logs(self, *, max_buffer: int = 10_000) -> Subscription[LogData]:
+        def unregister(sub: Subscription[LogData]) -> None:
+            if sub in self._log_subscribers:
+                self._log_subscribers.remove(sub)
+
+        sub: Subscription[LogData] = Subscription(max_buffer=max_buffer, on_close=unregister)
+        self._log_subscribers.append(sub)
+        return sub
+
+    def add_event_hook(self, hook: Callable[[Event], None]) -> None:
+        """Call ``hook`` synchronously for every event, before routing (telemetry)."""
+        self._event_hooks.append(hook)
+
+    def add_notice_listener(self, listener: Callable[[DisconnectNotice], None]) -> None:
+        self._notice_listeners.append(listener)
+
+    def run_handler(
+        self,
+        keys: Iterable[str],
+        handler: EventHandler,
+        *,
+        uuid: str | None = None,
+        concurrent: bool = False,
+        max_concurrent: int = 1000,
+        max_buffer: int = 10_000,
+    ) -> Subscription[Event]:
+        """Run ``handler`` for matching events in a worker owned by the connection.
+
+        Sequential by default (events reach the handler in order); with
+        ``concurrent=True`` each call runs in its own task, at most
+        ``max_concurrent`` at once. Past that, and past ``max_buffer`` queued
+        events, the reader waits (backpressure) rather than growing memory. A
+        handler that raises is logged and the connection carries on.
+        """
+        if self._task_group is None:
+            raise RuntimeError("the connection is not started")
+        sub = self.subscribe(keys, uuid=uuid, max_buffer=max_buffer, overflow=Overflow.BLOCK)
+        limiter = anyio.CapacityLimiter(max_concurrent) if concurrent else None
+        self._task_group.start_soon(self._handler_worker, sub, handler, limiter)
+        return sub
+
+    async def _handler_worker(
+        self,
+        sub: Subscription[Event],
+        handler: EventHandler,
+        limiter: anyio.CapacityLimiter | None,
+    ) -> None:
+        async with anyio.create_task_group() as calls:
+            try:
+                async for event in sub:
+                    if limiter is None:
+                        await _call_handler(handler, event)
+                    else:
+                        await limiter.acquire()
+                        calls.start_soon(_call_limited, limiter, handler, event)
+            except (ConnectionLost, anyio.ClosedResourceError):
+                pass
+
+    # --- reading ----------------------------------------------------------
+    async def _reader(self) -> None:
+        parser = self._parser
+        stream = self._stream
+        dispatch = self._dispatch
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    data = await stream.receive(self._receive_size)
+                except anyio.EndOfStream:
+                    data = b""
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                    error = ConnectionLost(f"connection broke: {exc}")
+                    break
+                parser.receive_data(data)
+                while True:
+                    message = parser.next_event()
+                    if message is NEED_DATA:
+                        break
+                    if message is CONNECTION_CLOSED:
+                        error = ConnectionLost("connection closed by peer")
+                        return
+                    blocked = dispatch(message)
+                    if blocked:
+                        await _wait_for_room(blocked, message)
+        except ProtocolError as exc:
+            error = ConnectionLost(f"protocol error from peer: {exc}")
+            logger.error("ESL protocol error, closing the connection: %s", exc)
+        finally:
+            self._reader_done.set()
+            self._finish(error or ConnectionLost("connection closed"), clean=self._closing)
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()
+
+    def _dispatch(self, message: object) -> list[Subscription[Event]] | None:
+        if type(message) is Event:
+            return self._route_event(message)
+        if type(message) is CommandReply or type(message) is ApiResponse:
+            if self._pending:
+                pending = self._pending.popleft()
+                pending.reply = message
+                pending.done.set()
+            else:
+                logger.warning("reply with no command waiting for it: %r", message)
+            return None
+        if type(message) is DisconnectNotice:
+            if message.disposition != "linger":
+                self._closing = True
+            for listener in self._notice_listeners:
+                listener(message)
+            return None
+        if type(message) is LogData:
+            for log_sub in self._log_subscribers:
+                log_sub.deliver(message)
+            return None
+        if type(message) is AuthRequest:
+            self.auth_requested.set()
+            return None
+        if type(message) is RudeRejection:
+            self._finish(ConnectionLost(f"rejected by FreeSWITCH: {message.body.strip()}"))
+            return None
+        logger.debug("ignoring frame %r", message)
+        return None
+
+    def _route_event(self, event: Event) -> list[Subscription[Event]] | None:
+        for hook in self._event_hooks:
+            hook(event)
+        headers = event.headers._first
+        name = headers.get("Event-Name")
+        if name == "BACKGROUND_JOB":
+            job_uuid = headers.get("Job-UUID")
+            job = self._jobs.pop(job_uuid, None) if job_uuid is not None else None
+            if job is not None:
+                job.event = event
+                job.done.set()
+        blocked: list[Subscription[Event]] | None = None
+        routes = self._routes
+        for key in (name, headers.get("Event-Subclass"), ALL):
+            subs = routes.get(key) if key is not None else None
+            if subs:
+                for sub in subs:
+                    if (sub.matches is None or sub.matches(event)) and not sub.deliver(event):
+                        blocked = blocked or []
+                        blocked.append(sub)
+        if self._uuid_routes:
+            uuid = headers.get("Unique-ID")
+            subs = self._uuid_routes.get(uuid) if uuid is not None else None
+            if subs:
+                for sub in subs:
+                    if (sub.matches is None or sub.matches(event)) and not sub.deliver(event):
+                        blocked = blocked or []
+                        blocked.append(sub)
+        return blocked
+
+    def _finish(self, reason: BaseException, *, clean: bool = False) -> None:
+        """Fail everything that waits on this connection, once."""
+        if self.closed.is_set():
+            return
+        self.lost_reason = reason
+        self.closed.set()
+        while self._pending:
+            pending = self._pending.popleft()
+            pending.error = ConnectionLost(f"{pending.label!r}: {reason}", stage=CommandStage.SENT)
+            pending.done.set()
+        for job in self._jobs.values():
+            job.error = ConnectionLost(f"background job: {reason}", stage=CommandStage.ACCEPTED)
+            job.done.set()
+        self._jobs.clear()
+        subscriptions = [s for subs in self._routes.values() for s in subs]
+        subscriptions += [s for subs in self._uuid_routes.values() for s in subs]
+        for sub in subscriptions:
+            if clean:
+                sub.end()
+            else:
+                sub.fail(reason)
+        for log_sub in self._log_subscribers:
+            log_sub.end() if clean else log_sub.fail(reason)
+
+
+async def _wait_for_room(blocked: list[Subscription[Event]], event: object) -> None:
+    for sub in blocked:
+        await sub.wait_for_room()
+        assert isinstance(event, Event)
+        sub.deliver(event)
+
+
+async def _call_limited(
+    limiter: anyio.CapacityLimiter, handler: EventHandler, event: Event
+) -> None:
+    try:
+        await _call_handler(handler, event)
+    finally:
+        limiter.release()
+
+
+async def _call_handler(handler: EventHandler, event: Event) -> None:
+    try:
+        result: Any = handler(event)
+        if isinstance(result, Awaitable):
+            await result
+    except Exception:
+        logger.exception("event handler %r failed on %r", handler, event)

@@ -1,0 +1,37 @@
+"""Small helpers shared by the async layer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+logger = logging.getLogger("genesis_trio")
+
+
+@contextmanager
+def collapse_single_exception_group() -> Iterator[None]:
+    """Let a group holding exactly one exception surface as that exception.
+
+    Task groups wrap whatever crossed them in exception groups; our public
+    context managers own their task groups as an implementation detail, so the
+    user should see the single exception they would have seen without us.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if leaf is group:
+            raise
+        raise leaf from leaf.__cause__
+
+
+def redact_command(command: str) -> str:
+    """The first line of a command, safe for logs and spans (no credentials)."""
+    first = command.split("\n", 1)[0]
+    lowered = first.lower()
+    if lowered.startswith("auth ") or lowered.startswith("userauth "):
+        return first.split(" ", 1)[0] + " ******"
+    return first
