@@ -105,7 +105,7 @@ class Consumer:
     ) -> None:
         self.host = host
         self.port = port
-        self._password = password
+        self.password = password
         self.timeout = timeout
         self.event_format = event_format
         self.concurrent = concurrent
@@ -167,7 +167,7 @@ class Consumer:
             return
 
     async def _serve_once(self, task_status: TaskStatus[Inbound] | None) -> None:
-        async with Inbound(self.host, self.port, self._password, timeout=self.timeout) as client:
+        async with Inbound(self.host, self.port, self.password, timeout=self.timeout) as client:
             self.client = client
             try:
                 for name, handlers in self.handlers.items():
