@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 import trio
+import trio.testing
 
 from genesis_trio import Consumer, Event, Inbound, filtrate
 from genesis_trio.testing import FakeFreeSWITCH
@@ -12,8 +13,10 @@ from genesis_trio.testing import FakeFreeSWITCH
 pytestmark = pytest.mark.trio
 
 
-def consumer_for(fake: FakeFreeSWITCH, **options: bool) -> Consumer:
-    return Consumer(fake.host, fake.port, "ClueCon", **options)
+def consumer_for(
+    fake: FakeFreeSWITCH, *, concurrent: bool = True, reconnect: bool = False
+) -> Consumer:
+    return Consumer(fake.host, fake.port, "ClueCon", concurrent=concurrent, reconnect=reconnect)
 
 
 async def fire(fake: FakeFreeSWITCH, subclass: str, **headers: str) -> None:
@@ -129,11 +132,11 @@ async def test_reconnects_after_the_connection_is_lost(
     async with trio.open_nursery() as nursery:
         first_client = await nursery.start(app.serve)
         await fake.drop_connections()
+        await trio.testing.wait_all_tasks_blocked()  # the consumer has seen the loss
         with trio.fail_after(60):
-            while app.client is None or app.client is first_client:
-                await trio.sleep(0.1)
-            while not app.client.is_connected:
-                await trio.sleep(0.1)
+            second_client = await app.wait_ready()
+        assert second_client is not first_client
+        assert fake.authentications == 2
         await fire(fake, "demo::r")
         with trio.fail_after(60):
             await got.wait()

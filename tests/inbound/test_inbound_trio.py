@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import trio
 import trio.testing
@@ -40,7 +42,7 @@ async def test_silent_server_gives_connect_timeout(autojump_clock: trio.testing.
         await trio.sleep_forever()
 
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, silent, 0, "127.0.0.1")
+        listeners = await nursery.start(partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
         port = listeners[0].socket.getsockname()[1]
         with pytest.raises(ConnectTimeout):
             async with Inbound("127.0.0.1", port, "ClueCon", timeout=3):

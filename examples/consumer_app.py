@@ -2,7 +2,7 @@
 
 By default it starts the built-in fake FreeSWITCH, places a call on it so there is something
 to see, and stops after the call ends. With --host it consumes a real switch until Ctrl-C:
-    uv run python examples/consumer.py [--host H --port P --password PW]
+    uv run python examples/consumer_app.py [--host H --port P --password PW]
 """
 
 from __future__ import annotations
