@@ -8,7 +8,7 @@ __all__ = ["url_decode", "url_encode"]
 
 # The set FreeSWITCH's switch_url_encode escapes (matches every value in the
 # recorded plain captures); control bytes and non-ASCII bytes are escaped too.
-_UNSAFE = frozenset("\r\n \"#%&+:;<=>?@[\\]^`{|}")
+_UNSAFE = frozenset('\r\n "#%&+:;<=>?@[\\]^`{|}')
 _ENCODE_TABLE = {
     byte: (f"%{byte:02X}" if (byte < 0x20 or byte >= 0x7F or chr(byte) in _UNSAFE) else chr(byte))
     for byte in range(256)

@@ -137,7 +137,7 @@ def myevents(uuid: str | None = None, event_format: EventFormat = "plain") -> by
     return _line(f"myevents {_check(uuid, 'uuid')} {_format(event_format)}")
 
 
-def filter(header: str, value: str) -> bytes:  # noqa: A001 - the ESL command's name
+def filter(header: str, value: str) -> bytes:
     _check_header(header, value)
     return _line(f"filter {header} {value}")
 
@@ -190,7 +190,7 @@ def sendmsg(
     return _with_headers(first, headers, body)
 
 
-def exit() -> bytes:  # noqa: A001 - the ESL command's name
+def exit() -> bytes:
     return b"exit\n\n"
 
 

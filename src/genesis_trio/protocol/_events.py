@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 from .._exceptions import RemoteProtocolError
 from ._codec import url_decode, url_encode
-from ._headers import Headers
+from ._headers import Headers, header_int
 from ._messages import Event, EventFormat
 
 __all__ = ["decode_event", "encode_event_body"]
@@ -81,9 +81,10 @@ def _content_length(headers: Headers) -> int | None:
         return None
     # FreeSWITCH appends its own Content-Length after any the sender set: the last wins.
     text = values[-1]
-    if not text.isdigit():
+    length = header_int(text)
+    if length is None:
         raise RemoteProtocolError(f"malformed Content-Length in event: {text[:20]!r}")
-    return int(text)
+    return length
 
 
 def _decode_plain(data: bytes) -> Event:
@@ -98,31 +99,48 @@ def _decode_plain(data: bytes) -> Event:
     return Event(headers, rest[:length].decode("utf-8", "replace"))
 
 
+class _JSONObject(list[tuple[str, object]]):
+    """A JSON object as its (key, value) pairs: FreeSWITCH writes a header
+    that appears twice as two equal keys, which a dict would collapse."""
+
+
 def _decode_json(data: bytes) -> Event:
     try:
-        document = json.loads(data)
+        document = json.loads(data, object_pairs_hook=_JSONObject)
+        if not isinstance(document, _JSONObject):
+            raise RemoteProtocolError("JSON event is not an object")
+        body: str | None = None
+        pairs: list[tuple[str, str]] = []
+        for name, value in document:
+            if name == "_body":
+                body = None if value is None else _json_text(value)
+            elif isinstance(value, list) and not isinstance(value, _JSONObject):
+                pairs.extend((name, _json_text(item)) for item in value)
+            else:
+                pairs.append((name, _json_text(value)))
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"invalid JSON event: {exc}") from None
-    if not isinstance(document, dict):
-        raise RemoteProtocolError("JSON event is not an object")
-    body = document.pop("_body", None)
-    pairs: list[tuple[str, str]] = []
-    for name, value in document.items():
-        if isinstance(value, list):
-            pairs.extend((name, _json_text(item)) for item in value)
-        else:
-            pairs.append((name, _json_text(value)))
-    return Event(_collect(pairs), None if body is None else _json_text(body))
+    return Event(_collect(pairs), body)
 
 
 def _json_text(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else json.dumps(_as_json(value))
+
+
+def _as_json(value: object) -> object:
+    """Nested objects back to dicts (only non-FreeSWITCH input has any)."""
+    if isinstance(value, _JSONObject):
+        return {name: _as_json(item) for name, item in value}
+    if isinstance(value, list):
+        return [_as_json(item) for item in value]
+    return value
 
 
 def _decode_xml(data: bytes) -> Event:
     try:
         root = ElementTree.fromstring(data)
-    except (ElementTree.ParseError, ValueError) as exc:
+    except (ElementTree.ParseError, ValueError, LookupError) as exc:
+        # LookupError: an XML declaration naming an encoding Python does not know.
         raise RemoteProtocolError(f"invalid XML event: {exc}") from None
     headers_element = root.find("headers")
     pairs: list[tuple[str, str]] = []
@@ -133,16 +151,19 @@ def _decode_xml(data: bytes) -> Event:
     body: str | None = None
     if length_text is not None:
         length_text = length_text.strip()
-        if not length_text.isdigit():
+        length = header_int(length_text)
+        if length is None:
             raise RemoteProtocolError("malformed Content-Length in XML event")
         # FreeSWITCH pretty-prints the body element; Content-Length says where the body ends.
         pairs.append(("Content-Length", length_text))
         raw = (body_text or "").encode("utf-8")
-        body = raw[: int(length_text)].decode("utf-8", "replace")
+        body = raw[:length].decode("utf-8", "replace")
     elif body_text is not None:
         body = body_text
     return Event(_collect(pairs), body)
 
+
+_XML_BODY_ENTITIES = {"\r": "&#13;"}
 
 _DECODERS = {"plain": _decode_plain, "json": _decode_json, "xml": _decode_xml}
 
@@ -152,11 +173,29 @@ def decode_event(data: bytes, event_format: EventFormat) -> Event:
     return _DECODERS[event_format](data)
 
 
+def _headers_to_write(event: Event) -> list[tuple[str, str]]:
+    """The event's headers minus the Content-Length that frames its body.
+
+    FreeSWITCH appends the body's Content-Length after the event's headers, so
+    a decoded event carries it as its last Content-Length; the encoder writes
+    a fresh one. Earlier ones are the sender's own (``sendevent`` with a
+    Content-Length header) and are kept, as FreeSWITCH keeps them. Without a
+    body no Content-Length can be written: in plain format it would announce one.
+    """
+    pairs = list(event.headers.multi_items())
+    if event.body is None:
+        return [(name, value) for name, value in pairs if name != "Content-Length"]
+    framing = [index for index, (name, _) in enumerate(pairs) if name == "Content-Length"]
+    if framing:
+        del pairs[framing[-1]]
+    return pairs
+
+
 def encode_event_body(event: Event, event_format: EventFormat) -> bytes:
     """Encode an event the way FreeSWITCH writes it in the given format."""
     body = event.body
     body_bytes = None if body is None else body.encode("utf-8")
-    pairs = [(k, v) for k, v in event.headers.multi_items() if k != "Content-Length"]
+    pairs = _headers_to_write(event)
     if event_format == "plain":
         lines = [f"{name}: {url_encode(value)}\n" for name, value in pairs]
         if body_bytes is not None:
@@ -164,7 +203,9 @@ def encode_event_body(event: Event, event_format: EventFormat) -> bytes:
         text = "".join(lines) + "\n"
         return text.encode("utf-8") + (body_bytes or b"")
     if event_format == "json":
-        document: dict[str, object] = {}
+        document: dict[str, str | list[str]] = {}
+        if body_bytes is not None:
+            pairs.append(("Content-Length", str(len(body_bytes))))
         for name, value in pairs:
             present = document.get(name)
             if present is None:
@@ -173,8 +214,7 @@ def encode_event_body(event: Event, event_format: EventFormat) -> bytes:
                 present.append(value)
             else:
                 document[name] = [present, value]
-        if body_bytes is not None and body is not None:
-            document["Content-Length"] = str(len(body_bytes))
+        if body is not None:
             document["_body"] = body
         return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     parts = ["<event>\n  <headers>\n"]
@@ -183,6 +223,7 @@ def encode_event_body(event: Event, event_format: EventFormat) -> bytes:
     parts.append("  </headers>\n")
     if body_bytes is not None and body is not None:
         parts.append(f"  <Content-Length>{len(body_bytes)}</Content-Length>\n")
-        parts.append(f"  <body>{xml_escape(body)}  </body>\n")
+        # "\r" as a reference, as FreeSWITCH writes it: XML parsers turn a raw one into "\n".
+        parts.append(f"  <body>{xml_escape(body, _XML_BODY_ENTITIES)}  </body>\n")
     parts.append("</event>\n")
     return "".join(parts).encode("utf-8")

@@ -7,7 +7,24 @@ from typing import TypeVar, overload
 
 _T = TypeVar("_T")
 
-__all__ = ["Headers"]
+__all__ = ["Headers", "header_int"]
+
+# Longer than any length or counter FreeSWITCH writes, short enough that int()
+# never meets its digit limit.
+_MAX_DIGITS = 18
+
+
+def header_int(value: str | None) -> int | None:
+    """A header value as a non-negative integer, or None if it is not one.
+
+    Only ASCII digits count: ``str.isdigit`` also accepts characters such as
+    "²" that ``int()`` then rejects, which a peer could use to crash a reader.
+    """
+    if value is None or not value or len(value) > _MAX_DIGITS:
+        return None
+    if not (value.isascii() and value.isdigit()):
+        return None
+    return int(value)
 
 
 class Headers(Mapping[str, str]):
@@ -25,7 +42,12 @@ class Headers(Mapping[str, str]):
     _extra: dict[str, list[str]] | None
 
     def __init__(self, items: Iterable[tuple[str, str]] | Mapping[str, str] = ()) -> None:
-        pairs = items.items() if isinstance(items, Mapping) else items
+        if isinstance(items, Headers):
+            pairs: Iterable[tuple[str, str]] = items.multi_items()
+        elif isinstance(items, Mapping):
+            pairs = items.items()
+        else:
+            pairs = items
         first: dict[str, str] = {}
         extra: dict[str, list[str]] | None = None
         for name, value in pairs:

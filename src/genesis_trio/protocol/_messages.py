@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar, overload
 
-from ._headers import Headers
+from ._headers import Headers, header_int
 
 _T = TypeVar("_T")
 
@@ -116,8 +116,7 @@ class Event(Mapping[str, str]):
 
     @property
     def sequence(self) -> int | None:
-        value = self.headers._first.get("Event-Sequence")
-        return int(value) if value is not None and value.isdigit() else None
+        return header_int(self.headers._first.get("Event-Sequence"))
 
     def variable(self, name: str) -> str | None:
         """A channel variable carried in the event (``variable_<name>``)."""
@@ -199,8 +198,7 @@ class LogData:
 
     @property
     def level(self) -> int | None:
-        value = self.headers.get("Log-Level")
-        return int(value) if value is not None and value.isdigit() else None
+        return header_int(self.headers.get("Log-Level"))
 
 
 @dataclass(frozen=True, slots=True)

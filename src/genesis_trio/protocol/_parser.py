@@ -7,7 +7,7 @@ from typing import Final
 from .._exceptions import RemoteProtocolError
 from ._codec import url_decode
 from ._events import decode_event, parse_header_lines
-from ._headers import Headers
+from ._headers import Headers, header_int
 from ._messages import (
     ApiResponse,
     AuthRequest,
@@ -109,9 +109,9 @@ class ESLParser:
             length_text = headers.get("Content-Length")
             if length_text is None:
                 return _classify(headers, None)
-            if not length_text.isdigit():
+            length = header_int(length_text)
+            if length is None:
                 raise RemoteProtocolError(f"malformed Content-Length: {length_text[:20]!r}")
-            length = int(length_text)
             if length > self.max_frame_size:
                 raise RemoteProtocolError(
                     f"Content-Length {length} exceeds max_frame_size ({self.max_frame_size})"
