@@ -1,0 +1,609 @@
+"""Simulated channels: state, headers and the lifecycle events FreeSWITCH fires.
+
+A :class:`FakeChannel` is the A leg an ``originate`` creates. Its far end is
+scripted by a :class:`~genesis_trio.testing.Destination`. The order of events
+and the headers each carries follow the ``loopback`` legs recorded in
+``inbound_plain_lifecycle`` (the originating ``-a`` legs).
+
+Two tasks drive a channel inside one task group: the *far end* (ringing,
+early media, answer, the callee's hangup) and the *session* (the
+applications, run one at a time as FreeSWITCH's session thread runs them).
+A hangup, from either side, cancels that task group; the teardown events
+(``CHANNEL_HANGUP_COMPLETE``, ``CHANNEL_DESTROY``, ...) follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+
+from ..protocol import Event
+from ._apps import APPLICATIONS
+from ._causes import cause_code, parse_cause
+from ._destinations import Destination
+from ._event_factory import EventFactory, local_stamp, new_uuid
+
+__all__ = [
+    "CALL_STATE_NUMBERS",
+    "CHANNEL_STATE_NUMBERS",
+    "ChannelHost",
+    "FakeChannel",
+    "OriginateRequest",
+]
+
+CHANNEL_STATE_NUMBERS = {
+    "CS_NEW": 0,
+    "CS_INIT": 1,
+    "CS_ROUTING": 2,
+    "CS_SOFT_EXECUTE": 3,
+    "CS_EXECUTE": 4,
+    "CS_EXCHANGE_MEDIA": 5,
+    "CS_PARK": 6,
+    "CS_CONSUME_MEDIA": 7,
+    "CS_HIBERNATE": 8,
+    "CS_RESET": 9,
+    "CS_HANGUP": 10,
+    "CS_REPORTING": 11,
+    "CS_DESTROY": 12,
+    "CS_NONE": 13,
+}
+
+CALL_STATE_NUMBERS = {
+    "DOWN": 0,
+    "DIALING": 1,
+    "RINGING": 2,
+    "EARLY": 3,
+    "ACTIVE": 4,
+    "HELD": 5,
+    "RING_WAIT": 6,
+    "HANGUP": 7,
+    "UNHELD": 8,
+}
+
+_SOURCES = {"loopback": "mod_loopback", "sofia": "mod_sofia", "user": "mod_sofia"}
+_DEFAULT_CID_NAME = "FreeSWITCH"
+_DEFAULT_CID_NUMBER = "0000000000"
+
+
+class ChannelHost(Protocol):
+    """What a channel needs from the switch around it."""
+
+    @property
+    def factory(self) -> EventFactory: ...
+
+    def fire(self, event: Event) -> None: ...
+
+    def channel_ended(self, channel: FakeChannel) -> None: ...
+
+
+@dataclass(slots=True)
+class OriginateRequest:
+    """A parsed ``originate``: ``{vars}dial_path &app(data)`` and the optional fields."""
+
+    dial_path: str
+    variables: dict[str, str] = field(default_factory=dict)
+    application: str = "park"
+    application_data: str = ""
+    extension: str | None = None
+    timeout: float = 60.0
+    caller_id_name: str | None = None
+    caller_id_number: str | None = None
+
+
+@dataclass(slots=True)
+class _RunningApp:
+    name: str
+    data: str
+    uuid: str
+
+
+class FakeChannel:
+    """One simulated channel.
+
+    Read-only to users, except :attr:`variables` (what ``uuid_setvar`` changes).
+    ``state`` is the ``Channel-State`` (``CS_*``), ``call_state`` the
+    ``Channel-Call-State``; ``hangup_cause`` is set once the channel hangs up.
+    """
+
+    def __init__(
+        self,
+        host: ChannelHost,
+        request: OriginateRequest,
+        destination: Destination,
+        *,
+        session_id: int,
+    ) -> None:
+        self._host = host
+        self._factory = host.factory
+        self.destination = destination
+        self.dial_path = request.dial_path
+        self.uuid = request.variables.get("origination_uuid") or new_uuid()
+        self._request = request
+        endpoint, _, rest = request.dial_path.partition("/")
+        self.endpoint = endpoint
+        parts = rest.split("/")
+        if endpoint == "loopback":
+            self.destination_number = parts[0]
+            self.context = parts[1] if len(parts) > 1 and parts[1] else "default"
+            self.name = f"loopback/{self.destination_number}-a"
+        else:
+            self.destination_number = parts[-1].split("@", 1)[0] if rest else request.dial_path
+            self.context = "default"
+            self.name = request.dial_path
+        self.state = "CS_NEW"
+        self._state_number = 0
+        self.call_state = "DOWN"
+        self._answer_state = "ringing"
+        self.answered = False
+        self.hangup_cause: str | None = None
+        self._hit_dialplan = False
+        self._parked = False
+        self._running_app: _RunningApp | None = None
+        self.last_application: str | None = None
+        self._last_application_data = ""
+        self._caller_name = (
+            request.variables.get("origination_caller_id_name")
+            or request.caller_id_name
+            or _DEFAULT_CID_NAME
+        )
+        self._caller_number = (
+            request.variables.get("origination_caller_id_number")
+            or request.caller_id_number
+            or _DEFAULT_CID_NUMBER
+        )
+        self._callee_name = "Outbound Call"
+        self._callee_number = self.destination_number
+        self._cid_flipped = False
+        now = self._factory.clock.now_us()
+        self._created_us = now
+        self._answered_us = 0
+        self._progress_us = 0
+        self._progress_media_us = 0
+        self._hangup_us = 0
+        self.variables: dict[str, str] = {
+            "direction": "outbound",
+            "is_outbound": "true",
+            "session_id": str(session_id),
+            "read_codec": "PCMU",
+            "read_rate": "8000",
+            "write_codec": "PCMU",
+            "write_rate": "8000",
+            "channel_name": self.name,
+            "uuid": self.uuid,
+            "call_uuid": self.uuid,
+        }
+        self._cancel_scope: anyio.CancelScope | None = None
+        self._originated = anyio.Event()
+        self._ended = anyio.Event()
+        self.originate_error: str | None = None
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def application(self) -> str | None:
+        """The application running now (``park``, ...), if any."""
+        return self._running_app.name if self._running_app else None
+
+    @property
+    def created_us(self) -> int:
+        """Creation time, microseconds since the epoch."""
+        return self._created_us
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    async def wait_originated(self) -> str | None:
+        """Wait until the originate succeeded (``None``) or failed (the cause)."""
+        await self._originated.wait()
+        return self.originate_error
+
+    async def wait_ended(self) -> None:
+        """Wait until ``CHANNEL_DESTROY`` was fired."""
+        await self._ended.wait()
+
+    def channel_data(
+        self, *, variables: bool = True, hangup_cause: bool = True
+    ) -> list[tuple[str, str]]:
+        """The channel's header block (switch_channel_event_set_data)."""
+        headers = [
+            ("Channel-State", self.state),
+            ("Channel-Call-State", self.call_state),
+            ("Channel-State-Number", str(self._state_number)),
+            ("Channel-Name", self.name),
+            ("Unique-ID", self.uuid),
+            ("Call-Direction", "outbound"),
+            ("Presence-Call-Direction", "outbound"),
+            ("Channel-HIT-Dialplan", "true" if self._hit_dialplan else "false"),
+            ("Channel-Call-UUID", self.uuid),
+            ("Answer-State", self._answer_state),
+        ]
+        if hangup_cause and self.hangup_cause is not None:
+            headers.append(("Hangup-Cause", self.hangup_cause))
+        headers += [
+            ("Channel-Read-Codec-Name", self.variables.get("read_codec", "PCMU")),
+            ("Channel-Read-Codec-Rate", self.variables.get("read_rate", "8000")),
+            ("Channel-Read-Codec-Bit-Rate", "64000"),
+            ("Channel-Write-Codec-Name", self.variables.get("write_codec", "PCMU")),
+            ("Channel-Write-Codec-Rate", self.variables.get("write_rate", "8000")),
+            ("Channel-Write-Codec-Bit-Rate", "64000"),
+        ]
+        headers += self._caller_profile()
+        if variables:
+            headers += [("variable_" + name, value) for name, value in self.variables.items()]
+        return headers
+
+    def show_fields(self, hostname: str) -> dict[str, str]:
+        """This channel's row of ``show channels`` (the columns that have a value)."""
+        running = self._running_app
+        return {
+            "uuid": self.uuid,
+            "direction": "outbound",
+            "created": local_stamp(self._created_us),
+            "created_epoch": str(self._created_us // 1_000_000),
+            "name": self.name,
+            "state": self.state,
+            "cid_name": self._caller_name,
+            "cid_num": self._caller_number,
+            "dest": self.destination_number,
+            "application": running.name if running else "",
+            "application_data": running.data if running else "",
+            "dialplan": "XML",
+            "context": self.context,
+            "read_codec": self.variables.get("read_codec", "PCMU"),
+            "read_rate": self.variables.get("read_rate", "8000"),
+            "read_bit_rate": "64000",
+            "write_codec": self.variables.get("write_codec", "PCMU"),
+            "write_rate": self.variables.get("write_rate", "8000"),
+            "write_bit_rate": "64000",
+            "hostname": hostname,
+            "callstate": self.call_state,
+            "callee_name": self._callee_name,
+            "callee_num": self._callee_number,
+            "call_uuid": self.uuid,
+            "initial_cid_name": self._caller_name,
+            "initial_cid_num": self._caller_number,
+            "initial_dest": self.destination_number,
+            "initial_dialplan": "XML",
+            "initial_context": self.context,
+        }
+
+    def _caller_profile(self) -> list[tuple[str, str]]:
+        caller = (self._caller_name, self._caller_number)
+        callee = (self._callee_name, self._callee_number)
+        # Once the originate completes, the profile shows the callee as the caller.
+        (shown_name, shown_number), (other_name, other_number) = (
+            (callee, caller) if self._cid_flipped else (caller, callee)
+        )
+        return [
+            ("Caller-Direction", "outbound"),
+            ("Caller-Logical-Direction", "outbound"),
+            ("Caller-Dialplan", "xml"),
+            ("Caller-Caller-ID-Name", shown_name),
+            ("Caller-Caller-ID-Number", shown_number),
+            ("Caller-Orig-Caller-ID-Name", self._caller_name),
+            ("Caller-Orig-Caller-ID-Number", self._caller_number),
+            ("Caller-Callee-ID-Name", other_name),
+            ("Caller-Callee-ID-Number", other_number),
+            ("Caller-ANI", self._caller_number),
+            ("Caller-Destination-Number", self.destination_number),
+            ("Caller-Unique-ID", self.uuid),
+            ("Caller-Source", _SOURCES.get(self.endpoint, f"mod_{self.endpoint}")),
+            ("Caller-Context", self.context),
+            ("Caller-Channel-Name", self.name),
+            ("Caller-Profile-Index", "1"),
+            ("Caller-Profile-Created-Time", str(self._created_us)),
+            ("Caller-Channel-Created-Time", str(self._created_us)),
+            ("Caller-Channel-Answered-Time", str(self._answered_us)),
+            ("Caller-Channel-Progress-Time", str(self._progress_us)),
+            ("Caller-Channel-Progress-Media-Time", str(self._progress_media_us)),
+            ("Caller-Channel-Hangup-Time", str(self._hangup_us)),
+            ("Caller-Channel-Transfer-Time", "0"),
+            ("Caller-Channel-Resurrect-Time", "0"),
+            ("Caller-Channel-Bridged-Time", "0"),
+            ("Caller-Channel-Last-Hold", "0"),
+            ("Caller-Channel-Hold-Accum", "0"),
+            ("Caller-Screen-Bit", "true"),
+            ("Caller-Privacy-Hide-Name", "false"),
+            ("Caller-Privacy-Hide-Number", "false"),
+        ]
+
+    # -------------------------------------------------------------- firing
+
+    def emit(
+        self,
+        name: str,
+        *,
+        before: Iterable[tuple[str, str]] = (),
+        after: Iterable[tuple[str, str]] = (),
+        variables: bool = True,
+        hangup_cause: bool = True,
+    ) -> None:
+        """Fire ``name`` with ``before`` + channel data (+ variables) + ``after``."""
+        data = self.channel_data(variables=variables, hangup_cause=hangup_cause)
+        self._host.fire(self._factory.event(name, [*before, *data, *after]))
+
+    def _set_running_state(self, state: str) -> None:
+        self._state_number = CHANNEL_STATE_NUMBERS[state]
+        self.state = state
+        self.emit("CHANNEL_STATE", variables=False)
+
+    def _set_call_state(self, call_state: str) -> None:
+        original = self.call_state
+        self.call_state = call_state
+        self.emit(
+            "CHANNEL_CALLSTATE",
+            before=[
+                ("Original-Channel-Call-State", original),
+                ("Channel-Call-State-Number", str(CALL_STATE_NUMBERS[call_state])),
+            ],
+            variables=False,
+        )
+
+    # ------------------------------------------------------------ creation
+
+    def start(self) -> None:
+        """Fire the creation events (synchronously, as the originate creates the leg)."""
+        request = self._request
+        self.state = "CS_NONE"
+        self._state_number = CHANNEL_STATE_NUMBERS["CS_INIT"]
+        if "origination_uuid" in request.variables:
+            self.emit("CHANNEL_UUID", before=[("Old-Unique-ID", new_uuid())])
+        for name, value in request.variables.items():
+            self.variables[name] = value
+        self.variables["originate_early_media"] = (
+            "true" if self.destination.early_media else "false"
+        )
+        self.variables["originate_endpoint"] = self.endpoint
+        if self.endpoint in ("sofia", "user"):
+            # A SIP leg carries its Call-ID; a loopback leg (as recorded) has none.
+            self.variables["sip_call_id"] = f"{new_uuid()}@{self._factory.identity.ipv4}"
+        self.emit("CHANNEL_OUTGOING", variables=False)
+        self._set_running_state("CS_INIT")
+        self._state_number = CHANNEL_STATE_NUMBERS["CS_ROUTING"]
+        self.emit("CHANNEL_CREATE")
+        self.emit("CHANNEL_ORIGINATE")
+        self._set_running_state("CS_ROUTING")
+        self._set_running_state("CS_CONSUME_MEDIA")
+
+    # --------------------------------------------------- far-end transitions
+
+    def _ring(self) -> None:
+        self._progress_us = self._factory.clock.now_us()
+        self.emit("CHANNEL_PROGRESS")
+        self._set_call_state("RINGING")
+
+    def mark_pre_answered(self) -> None:
+        if self.answered or self._answer_state == "early" or self.hangup_cause:
+            return
+        self._progress_media_us = self._factory.clock.now_us()
+        if not self._progress_us:
+            self._progress_us = self._progress_media_us
+        self._answer_state = "early"
+        self.variables["endpoint_disposition"] = "EARLY MEDIA"
+        self.emit("CHANNEL_PROGRESS_MEDIA")
+        self._set_call_state("EARLY")
+        self._originate_succeeded()
+
+    def mark_answered(self) -> None:
+        if self.answered or self.hangup_cause:
+            return
+        self.answered = True
+        self._answered_us = self._factory.clock.now_us()
+        self._answer_state = "answered"
+        self.variables["endpoint_disposition"] = "ANSWER"
+        self.emit("CHANNEL_ANSWER")
+        self._set_call_state("ACTIVE")
+        self._originate_succeeded()
+
+    def _originate_succeeded(self) -> None:
+        if self._originated.is_set():
+            return
+        # The originate completes: the caller ID flips to the callee (CALL_UPDATE),
+        # and originate_function moves the leg to CS_EXECUTE before it replies.
+        self._cid_flipped = True
+        self._hit_dialplan = True
+        self.variables["channel_cid_flipped"] = "yes"
+        self.emit("CALL_UPDATE", before=[("Direction", "RECV")])
+        self._set_running_state("CS_EXECUTE")
+        self._originated.set()
+
+    # --------------------------------------------------------------- hangup
+
+    def request_hangup(self, cause: str = "NORMAL_CLEARING") -> bool:
+        """Hang up with ``cause``; ``False`` if the channel is already hanging up.
+
+        ``CHANNEL_HANGUP`` fires at once, as switch_channel_hangup fires it in
+        the caller's thread; the rest of the teardown follows in the channel's task.
+        """
+        if self.hangup_cause is not None:
+            return False
+        self.hangup_cause = parse_cause(cause)
+        self._hangup_us = self._factory.clock.now_us()
+        self._state_number = CHANNEL_STATE_NUMBERS["CS_HANGUP"]
+        self._answer_state = "hangup"
+        self.emit("CHANNEL_HANGUP")
+        if not self._originated.is_set():
+            self.originate_error = self.hangup_cause
+            self._originated.set()
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+        return True
+
+    # ----------------------------------------------------------- the tasks
+
+    async def run(self) -> None:
+        """The channel's life, from the first ring to ``CHANNEL_DESTROY``."""
+        try:
+            if self.hangup_cause is None:
+                async with anyio.create_task_group() as task_group:
+                    self._cancel_scope = task_group.cancel_scope
+                    task_group.start_soon(self._far_end)
+                    task_group.start_soon(self._session)
+            self._cancel_scope = None
+            self._teardown()
+        finally:
+            self._ended.set()
+            self._host.channel_ended(self)
+
+    async def _far_end(self) -> None:
+        destination = self.destination
+        timeout = self._request.timeout
+        delay = destination.answer_after
+        if destination.reject_cause is not None:
+            if delay:
+                self._ring()
+                await anyio.sleep(delay)
+            self.request_hangup(destination.reject_cause)
+            return
+        if delay != 0 or destination.early_media:
+            self._ring()
+        if destination.early_media:
+            self.mark_pre_answered()
+        if delay is None or (delay > timeout and not destination.early_media):
+            if destination.early_media:
+                await anyio.sleep_forever()
+            await anyio.sleep(timeout)
+            self.request_hangup("NO_ANSWER")
+            return
+        await anyio.sleep(delay)
+        self.mark_answered()
+        if destination.hangup_after is not None:
+            await anyio.sleep(destination.hangup_after)
+            self.request_hangup("NORMAL_CLEARING")
+
+    async def _session(self) -> None:
+        await self._originated.wait()
+        if self.hangup_cause is not None:
+            return
+        request = self._request
+        await self.execute(request.application, request.application_data)
+        # The extension ran out of applications: the session hangs up.
+        self.request_hangup("NORMAL_CLEARING")
+
+    async def execute(self, name: str, data: str = "") -> str:
+        """Run one application with its EXECUTE / EXECUTE_COMPLETE events."""
+        app = APPLICATIONS.get(name)
+        if app is None:
+            # An application the switch does not have ends the call.
+            self.request_hangup("DESTINATION_OUT_OF_ORDER")
+            await anyio.sleep_forever()
+            return "_none_"
+        running = _RunningApp(name, data, new_uuid())
+        self._running_app = running
+        self.last_application = name
+        self._last_application_data = data
+        self.variables["current_application"] = name
+        if data:
+            self.variables["current_application_data"] = data
+        self.emit("CHANNEL_EXECUTE", after=self._application_headers(running))
+        response = await app.run(self, data)
+        self._running_app = None
+        self._complete(running, response)
+        return response
+
+    def enter_park(self) -> None:
+        self._parked = True
+        self.emit("CHANNEL_PARK")
+
+    def _application_headers(
+        self, running: _RunningApp, response: str | None = None
+    ) -> list[tuple[str, str]]:
+        headers = [("Application", running.name)]
+        if running.data:
+            headers.append(("Application-Data", running.data))
+        if response is not None:
+            headers.append(("Application-Response", response))
+        headers.append(("Application-UUID", running.uuid))
+        return headers
+
+    def _complete(self, running: _RunningApp, response: str) -> None:
+        self.variables["current_application_response"] = response
+        self.emit("CHANNEL_EXECUTE_COMPLETE", after=self._application_headers(running, response))
+
+    def _teardown(self) -> None:
+        cause = self.hangup_cause or "NORMAL_CLEARING"
+        if self._parked:
+            self._parked = False
+            self.emit("CHANNEL_UNPARK")
+        running = self._running_app
+        if running is not None:
+            self._running_app = None
+            app = APPLICATIONS.get(running.name)
+            self._complete(running, app.interrupted_response if app else "_none_")
+        self._set_running_state("CS_HANGUP")
+        self._set_call_state("HANGUP")
+        self._set_running_state("CS_REPORTING")
+        self._record_cdr_variables(cause)
+        # As recorded: HANGUP_COMPLETE carries the cause twice, at the top.
+        self.emit(
+            "CHANNEL_HANGUP_COMPLETE",
+            before=[("Hangup-Cause", cause), ("Hangup-Cause", cause)],
+            hangup_cause=False,
+        )
+        self._state_number = CHANNEL_STATE_NUMBERS["CS_DESTROY"]
+        self.emit("CHANNEL_DESTROY")
+        self._set_running_state("CS_DESTROY")
+
+    def _record_cdr_variables(self, cause: str) -> None:
+        end = self._hangup_us or self._factory.clock.now_us()
+        created = self._created_us
+        variables = self.variables
+        variables["hangup_cause"] = cause
+        variables["hangup_cause_q850"] = str(cause_code(cause))
+        variables["digits_dialed"] = "none"
+        variables["start_stamp"] = local_stamp(created)
+        variables["profile_start_stamp"] = local_stamp(created)
+        if self._answered_us:
+            variables["answer_stamp"] = local_stamp(self._answered_us)
+        if self._progress_us:
+            variables["progress_stamp"] = local_stamp(self._progress_us)
+        if self._progress_media_us:
+            variables["progress_media_stamp"] = local_stamp(self._progress_media_us)
+        variables["end_stamp"] = local_stamp(end)
+        for name, value in (
+            ("start", created),
+            ("profile_start", created),
+            ("answer", self._answered_us),
+            ("bridge", 0),
+            ("last_hold", 0),
+        ):
+            variables[f"{name}_epoch"] = str(value // 1_000_000)
+            variables[f"{name}_uepoch"] = str(value)
+        variables["hold_accum_seconds"] = "0"
+        variables["hold_accum_usec"] = "0"
+        variables["hold_accum_ms"] = "0"
+        for name, value in (
+            ("resurrect", 0),
+            ("progress", self._progress_us),
+            ("progress_media", self._progress_media_us),
+            ("end", end),
+        ):
+            variables[f"{name}_epoch"] = str(value // 1_000_000)
+            variables[f"{name}_uepoch"] = str(value)
+        if self.last_application is not None:
+            variables["last_app"] = self.last_application
+            if self._last_application_data:
+                variables["last_arg"] = self._last_application_data
+        variables["caller_id"] = f'"{self._caller_name}" <{self._caller_number}>'
+
+        def since_created(moment: int) -> int:
+            return moment - created if moment else 0
+
+        billed = end - self._answered_us if self._answered_us else 0
+        durations = (
+            ("bill", billed),
+            ("progress", since_created(self._progress_us)),
+            ("answer", since_created(self._answered_us)),
+            ("wait", 0),
+            ("progress_media", since_created(self._progress_media_us)),
+            ("flow_bill", billed),
+        )
+        units = (("", "sec", 1_000_000), ("m", "msec", 1_000), ("u", "usec", 1))
+        for prefix, unit, divisor in units:
+            variables[f"{prefix}duration"] = str((end - created) // divisor)
+            for name, micros in durations:
+                variables[f"{name}{unit}"] = str(micros // divisor)

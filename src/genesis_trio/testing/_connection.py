@@ -1,0 +1,294 @@
+"""One inbound client connection: the command loop and the event writer.
+
+As in mod_event_socket, a connection handles one command at a time and
+answers it before anything else is written: events and log lines fired while
+a command runs (even a slow ``api``) wait in the connection's queue and are
+written after the reply. ``bgapi`` jobs run in the switch, not here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+from typing import TYPE_CHECKING, Final
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .._exceptions import RemoteProtocolError
+from ..protocol import Event
+from ._command_reader import Command, CommandReader
+from ._replies import AUTH_REQUEST, DISCONNECT_NOTICE, api_response, command_reply
+from ._subscriptions import Subscription
+from ._wire import OutgoingEvent
+
+if TYPE_CHECKING:
+    from ._server import FakeFreeSWITCH
+
+__all__ = ["OUTBOX_LIMIT", "Connection"]
+
+# mod_event_socket's MAX_QUEUE_LEN: past it, events for a slow client are lost.
+OUTBOX_LIMIT: Final = 100_000
+# Events written with one send: fewer syscalls when a burst is queued.
+_BATCH_ITEMS: Final = 256
+
+_TRANSPORT_ERRORS = (
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+    OSError,
+)
+
+_LOG_LEVELS: Final = ("CONSOLE", "ALERT", "CRIT", "ERR", "WARNING", "NOTICE", "INFO", "DEBUG")
+
+
+def parse_log_level(text: str) -> int | None:
+    """switch_log_str2level: a number or a level name; ``None`` if invalid."""
+    if text.isdigit():
+        return min(int(text), 63)
+    upper = text.upper()
+    if upper == "ERROR":
+        upper = "ERR"
+    return _LOG_LEVELS.index(upper) if upper in _LOG_LEVELS else None
+
+
+class _EventItem:
+    __slots__ = ("epoch", "outgoing")
+
+    def __init__(self, outgoing: OutgoingEvent, epoch: int) -> None:
+        self.outgoing = outgoing
+        self.epoch = epoch
+
+
+class _LogItem:
+    __slots__ = ("epoch", "frame")
+
+    def __init__(self, frame: bytes, epoch: int) -> None:
+        self.frame = frame
+        self.epoch = epoch
+
+
+class _BlobItem:
+    """Event frames already encoded and joined (the benchmark source's bursts)."""
+
+    __slots__ = ("data", "epoch")
+
+    def __init__(self, data: bytes, epoch: int) -> None:
+        self.data = data
+        self.epoch = epoch
+
+
+_Item = _EventItem | _LogItem | _BlobItem
+
+# Bursts queued but not yet written, per connection: bounds a blast's memory.
+_BLOB_CREDITS: Final = 4
+
+
+class Connection:
+    """A client of the fake switch, from the greeting to the socket close."""
+
+    def __init__(self, host: FakeFreeSWITCH, stream: anyio.abc.SocketStream) -> None:
+        self._host = host
+        self._stream = stream
+        self.subscription = Subscription()
+        self.log_level: int | None = None
+        self.authenticated = False
+        self.lost_events = 0
+        self._lock = anyio.Lock()
+        self._event_epoch = 0
+        self._log_epoch = 0
+        self._scope = anyio.CancelScope()
+        self._reset_on_close = False
+        self._blob_credits = anyio.Semaphore(_BLOB_CREDITS)
+        self._closed = anyio.Event()
+        send, receive = anyio.create_memory_object_stream[_Item](OUTBOX_LIMIT)
+        self._outbox: MemoryObjectSendStream[_Item] = send
+        self._inbox: MemoryObjectReceiveStream[_Item] = receive
+
+    # ------------------------------------------------------------ lifetime
+
+    async def run(self) -> None:
+        try:
+            with self._scope:
+                async with anyio.create_task_group() as task_group:
+                    task_group.start_soon(self._writer)
+                    try:
+                        await self._stream.send(AUTH_REQUEST)
+                        await self._command_loop()
+                    except (*_TRANSPORT_ERRORS, RemoteProtocolError):
+                        # A lost client, or one that sent an oversized command: drop it.
+                        pass
+                    task_group.cancel_scope.cancel()
+        finally:
+            self._host._connection_closed(self)
+            self._outbox.close()
+            self._inbox.close()
+            if self._reset_on_close:
+                _arm_reset(self._stream)
+            await anyio.aclose_forcefully(self._stream)
+            self._closed.set()
+
+    async def abort(self, *, reset: bool = False) -> None:
+        """Drop the connection without a goodbye (and with a TCP RST if ``reset``)."""
+        self._reset_on_close = reset
+        self._scope.cancel()
+        await self._closed.wait()
+
+    # -------------------------------------------------------------- events
+
+    def offer_event(self, outgoing: OutgoingEvent) -> None:
+        """Queue an event this connection subscribed to; count it lost if the queue is full."""
+        try:
+            self._outbox.send_nowait(_EventItem(outgoing, self._event_epoch))
+        except anyio.WouldBlock:
+            self.lost_events += 1
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+
+    async def put_frames(self, data: bytes) -> None:
+        """Queue encoded event frames, waiting while earlier bursts are unwritten."""
+        await self._blob_credits.acquire()
+        try:
+            await self._outbox.send(_BlobItem(data, self._event_epoch))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._blob_credits.release()
+
+    def offer_log(self, level: int, frame: bytes) -> None:
+        if self.log_level is None or level > self.log_level:
+            return
+        with contextlib.suppress(
+            anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError
+        ):
+            self._outbox.send_nowait(_LogItem(frame, self._log_epoch))
+
+    def wants(self, event: Event) -> bool:
+        return self.authenticated and self.subscription.wants(event)
+
+    async def _writer(self) -> None:
+        inbox = self._inbox
+        try:
+            async for first in inbox:
+                batch = [first]
+                while len(batch) < _BATCH_ITEMS:
+                    try:
+                        batch.append(inbox.receive_nowait())
+                    except anyio.WouldBlock:
+                        break
+                async with self._lock:
+                    data = b"".join(self._render(item) for item in batch)
+                    if data:
+                        await self._stream.send(data)
+                for item in batch:
+                    if isinstance(item, _BlobItem):
+                        self._blob_credits.release()
+        except _TRANSPORT_ERRORS:
+            self._scope.cancel()
+
+    def _render(self, item: _Item) -> bytes:
+        if isinstance(item, _EventItem):
+            if item.epoch != self._event_epoch:
+                return b""
+            return item.outgoing.frame(self.subscription.format)
+        if isinstance(item, _BlobItem):
+            return item.data if item.epoch == self._event_epoch else b""
+        return item.frame if item.epoch == self._log_epoch else b""
+
+    # ------------------------------------------------------------ commands
+
+    async def _command_loop(self) -> None:
+        reader = CommandReader()
+        while True:
+            command = reader.next_command()
+            while command is None:
+                reader.feed(await self._stream.receive())
+                command = reader.next_command()
+            self._host._record_command(command.line)
+            async with self._lock:
+                keep_open = await self._handle(command)
+            if not keep_open:
+                return
+
+    async def _reply(self, text: str, *extra: tuple[str, str]) -> None:
+        await self._stream.send(command_reply(text, *extra))
+
+    async def _handle(self, command: Command) -> bool:
+        line = command.line
+        verb, _, rest = line.partition(" ")
+        verb = verb.lower()
+        if verb == "exit":
+            await self._stream.send(command_reply("+OK bye") + DISCONNECT_NOTICE)
+            return False
+        if not self.authenticated:
+            return await self._handle_unauthenticated(verb, rest)
+        if verb == "api" and " " in line:
+            name, _, argument = rest.partition(" ")
+            body = await self._host._execute_api(name, argument)
+            await self._stream.send(api_response(body))
+        elif verb == "bgapi" and " " in line:
+            name, _, argument = rest.partition(" ")
+            job_uuid = self._host._start_job(name, argument, command.header("Job-UUID"))
+            await self._reply(f"+OK Job-UUID: {job_uuid}", ("Job-UUID", job_uuid))
+        elif verb == "event":
+            await self._reply(self.subscription.event(rest.split()))
+        elif verb == "nixevent":
+            await self._reply(self.subscription.nixevent(rest.split()))
+        elif verb == "noevents":
+            self._event_epoch += 1
+            await self._reply(self.subscription.noevents())
+        elif verb == "filter" and " " in line:
+            await self._reply(self.subscription.filter(rest))
+        elif verb == "myevents" and rest.strip():
+            uuid, _, event_format = rest.strip().partition(" ")
+            if event_format and uuid not in self._host.channels:
+                await self._reply("-ERR invalid uuid")
+            else:
+                await self._reply(self.subscription.myevents(uuid, event_format or None))
+        elif verb == "sendevent":
+            await self._reply(self._host._sendevent(command))
+        elif verb == "sendmsg":
+            await self._reply(self._host._sendmsg(command, rest.strip()))
+        elif verb == "log":
+            await self._reply(self._set_log_level(rest.strip().partition(" ")[0]))
+        elif verb == "nolog":
+            self._log_epoch += 1
+            if self.log_level is None:
+                await self._reply("-ERR not loging")
+            else:
+                self.log_level = None
+                await self._reply("+OK no longer logging")
+        elif verb in ("linger", "nolinger", "divert_events"):
+            suffix = "." if verb == "divert_events" else ""
+            await self._reply(f"-ERR not controlling a session{suffix}")
+        else:
+            await self._reply("-ERR command not found")
+        return True
+
+    async def _handle_unauthenticated(self, verb: str, rest: str) -> bool:
+        if verb == "auth" and rest:
+            if rest == self._host.password:
+                self.authenticated = True
+                await self._reply("+OK accepted")
+                self._host._connection_authenticated(self)
+                return True
+        elif verb != "userauth":
+            await self._reply("-ERR command not found")
+            return True
+        await self._stream.send(command_reply("-ERR invalid") + DISCONNECT_NOTICE)
+        return False
+
+    def _set_log_level(self, level_text: str) -> str:
+        level = parse_log_level(level_text) if level_text else 7
+        if level is None:
+            return "-ERR invalid log level"
+        self.log_level = level
+        return f"+OK log level {level_text} [{level}]"
+
+
+def _arm_reset(stream: anyio.abc.SocketStream) -> None:
+    """SO_LINGER with a zero timeout: closing sends a RST instead of a FIN."""
+    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+    if raw is not None:
+        with contextlib.suppress(OSError):
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -1,0 +1,384 @@
+"""FakeFreeSWITCH: an inbound Event Socket server with simulated channels."""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from types import MappingProxyType
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from .._util import collapse_single_exception_group
+from ..protocol import Event
+from ._api import BUILTIN_APIS
+from ._channels import FakeChannel, OriginateRequest
+from ._command_reader import Command
+from ._connection import Connection, parse_log_level
+from ._destinations import Destination
+from ._event_factory import SITES, EventFactory, SwitchClock, SwitchIdentity, new_uuid
+from ._replies import log_data
+from ._wire import OutgoingEvent
+
+__all__ = ["ApiHandler", "FakeFreeSWITCH"]
+
+ApiHandler = Callable[[str], "str | Awaitable[str]"]
+
+_LOG_LEVEL_NAMES = ("CONSOLE", "ALERT", "CRIT", "ERR", "WARNING", "NOTICE", "INFO", "DEBUG")
+
+
+class FakeFreeSWITCH:
+    """A FreeSWITCH that speaks inbound ESL on a loopback port, for tests and demos.
+
+    ``serve`` is the server (start it in a task group: ``host, port = await
+    task_group.start(fake.serve)``); ``running()`` does that for you. Calls are
+    simulated: ``originate`` creates a channel whose far end follows the
+    :class:`Destination` registered for its dial path, firing the lifecycle
+    events a real switch fires. Everything runs on AnyIO's clock.
+    """
+
+    def __init__(
+        self,
+        password: str = "ClueCon",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        hostname: str = "fake-freeswitch",
+        core_uuid: str | None = None,
+    ) -> None:
+        self.password = password
+        self.host = host
+        self.port = port
+        self.identity = SwitchIdentity(
+            core_uuid=core_uuid or new_uuid(), hostname=hostname, switchname=hostname
+        )
+        self.factory = EventFactory(self.identity, SwitchClock())
+        self.global_variables: dict[str, str] = {
+            "hostname": hostname,
+            "switch_serial": "fake",
+            "core_uuid": self.identity.core_uuid,
+            "local_ip_v4": self.identity.ipv4,
+            "domain": self.identity.ipv4,
+        }
+        self._destinations: dict[str, Destination] = {}
+        self._apis: dict[str, ApiHandler] = {}
+        self._connections: list[Connection] = []
+        self._channels: dict[str, FakeChannel] = {}
+        self._history: list[FakeChannel] = []
+        self._commands: list[str] = []
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._connections_changed = anyio.Event()
+        self._authentications = 0
+        self._session_count = 0
+        self._peak_sessions = 0
+        self._started_at = 0.0
+
+    # ------------------------------------------------------------- serving
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen and serve until cancelled; reports ``(host, port)`` once listening.
+
+        Cancelling it closes every connection and ends every simulated channel.
+        """
+        if self._task_group is not None:
+            raise RuntimeError("this FakeFreeSWITCH is already serving")
+        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
+        async with listener, anyio.create_task_group() as task_group:
+            self._task_group = task_group
+            self._started_at = anyio.current_time()
+            self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            try:
+                task_status.started((self.host, self.port))
+                await listener.serve(self._serve_client, task_group=task_group)
+            finally:
+                self._task_group = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[FakeFreeSWITCH]:
+        """``async with FakeFreeSWITCH().running() as fake:``: served in its own task group.
+
+        Leaving the block stops the server; an exception raised in the block
+        propagates as itself, not wrapped in an exception group.
+        """
+        with collapse_single_exception_group():
+            async with anyio.create_task_group() as task_group:
+                await task_group.start(self.serve)
+                try:
+                    yield self
+                finally:
+                    task_group.cancel_scope.cancel()
+
+    async def _serve_client(self, stream: anyio.abc.SocketStream) -> None:
+        connection = Connection(self, stream)
+        self._connections.append(connection)
+        self._notify_connections()
+        await connection.run()
+
+    # ----------------------------------------------------------- scripting
+
+    def add_destination(self, dial_path: str, destination: Destination | None = None) -> None:
+        """Make ``dial_path`` (exact, or a ``fnmatch`` pattern such as ``user/*``) routable."""
+        self._destinations[dial_path] = destination or Destination()
+
+    def register_api(self, name: str, handler: ApiHandler) -> None:
+        """Script ``api``/``bgapi`` ``name``: ``handler(arguments)`` returns the body
+        (plain or awaitable). It replaces a built-in command of the same name."""
+        if not name or any(char.isspace() for char in name):
+            raise ValueError("an api name is one word")
+        self._apis[name] = handler
+
+    def destination_for(self, dial_path: str) -> Destination | None:
+        found = self._destinations.get(dial_path)
+        if found is not None:
+            return found
+        for pattern, destination in self._destinations.items():
+            if fnmatch.fnmatchcase(dial_path, pattern):
+                return destination
+        return None
+
+    # ------------------------------------------------------------ channels
+
+    @property
+    def channels(self) -> Mapping[str, FakeChannel]:
+        """Live channels by uuid (a channel leaves after ``CHANNEL_DESTROY``)."""
+        return MappingProxyType(self._channels)
+
+    @property
+    def channel_history(self) -> Sequence[FakeChannel]:
+        """Every channel created, in order, ended ones included."""
+        return tuple(self._history)
+
+    async def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
+        """Hang a channel up as the far end would, and wait for its ``CHANNEL_DESTROY``."""
+        channel = self._channels.get(uuid)
+        if channel is None:
+            raise KeyError(f"no such channel: {uuid}")
+        channel.request_hangup(cause)
+        await channel.wait_ended()
+
+    def _create_channel(self, request: OriginateRequest) -> FakeChannel | None:
+        destination = self.destination_for(request.dial_path)
+        if destination is None:
+            return None
+        task_group = self._require_task_group()
+        self._session_count += 1
+        channel = FakeChannel(self, request, destination, session_id=self._session_count)
+        self._channels[channel.uuid] = channel
+        self._history.append(channel)
+        self._peak_sessions = max(self._peak_sessions, len(self._channels))
+        channel.start()
+        task_group.start_soon(channel.run, name=f"fake channel {channel.uuid}")
+        return channel
+
+    def channel_ended(self, channel: FakeChannel) -> None:
+        if self._channels.get(channel.uuid) is channel:
+            del self._channels[channel.uuid]
+
+    # -------------------------------------------------------------- events
+
+    def fire(self, event: Event) -> None:
+        """Deliver ``event`` now to every connection that subscribed to it."""
+        outgoing: OutgoingEvent | None = None
+        for connection in self._connections:
+            if connection.wants(event):
+                outgoing = outgoing or OutgoingEvent(event)
+                connection.offer_event(outgoing)
+
+    async def emit(self, event: Event) -> None:
+        """Deliver ``event`` to every subscribed connection (format and filters respected)."""
+        self.fire(event)
+        await anyio.lowlevel.checkpoint()
+
+    def build_event(
+        self,
+        name: str,
+        headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
+        body: str | None = None,
+        *,
+        subclass: str | None = None,
+    ) -> Event:
+        """An event with this switch's standard headers (Core-UUID, dates, sequence...)."""
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        return self.factory.event(name, pairs, body, subclass=subclass)
+
+    async def blast(self, events: Iterable[Event], repeat: int = 1) -> int:
+        """Send ``events`` ``repeat`` times to their subscribers as fast as the
+        clients read them (waiting when a client lags, never dropping).
+
+        Each connection's frames are encoded once, in its format when the blast
+        starts, then written in bursts. Returns the number of event frames sent.
+        """
+        outgoing = [OutgoingEvent(event) for event in events]
+        bursts: list[tuple[Connection, bytes, int]] = []
+        for connection in list(self._connections):
+            wanted = [item for item in outgoing if connection.wants(item.event)]
+            if wanted:
+                event_format = connection.subscription.format
+                data = b"".join(item.frame(event_format) for item in wanted)
+                bursts.append((connection, data, len(wanted)))
+        sent = 0
+        for _ in range(repeat):
+            for connection, data, count in bursts:
+                await connection.put_frames(data)
+                sent += count
+        await anyio.lowlevel.checkpoint()
+        return sent
+
+    def log(
+        self,
+        text: str,
+        *,
+        level: str | int = "INFO",
+        file: str = "mod_commands.c",
+        function: str = "log_function",
+        line: int = 7247,
+        text_channel: int = 3,
+    ) -> None:
+        """Send a log line to connections that asked for it (``log <level>``)."""
+        number = level if isinstance(level, int) else parse_log_level(level)
+        if number is None:
+            number = 6
+        name = _LOG_LEVEL_NAMES[number] if number < len(_LOG_LEVEL_NAMES) else "DEBUG"
+        now = self.factory.clock.now()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        micros = int((now % 1) * 1_000_000)
+        log_line = f"{stamp}.{micros:06d} 100.00% [{name}] {file}:{line} {text}\n"
+        frame = log_data(
+            log_line,
+            level=number,
+            text_channel=text_channel,
+            file=file,
+            function=function,
+            line_number=line,
+        )
+        for connection in self._connections:
+            if connection.authenticated:
+                connection.offer_log(number, frame)
+
+    # --------------------------------------------------------- connections
+
+    @property
+    def connection_count(self) -> int:
+        """Client sockets open now (authenticated or not)."""
+        return len(self._connections)
+
+    @property
+    def authenticated_count(self) -> int:
+        """Client connections open now that have authenticated."""
+        return sum(1 for connection in self._connections if connection.authenticated)
+
+    @property
+    def authentications(self) -> int:
+        """Successful ``auth`` commands since the fake was created."""
+        return self._authentications
+
+    async def wait_for_connections(self, count: int = 1) -> None:
+        """Wait until at least ``count`` authenticated connections are open."""
+        while self.authenticated_count < count:
+            await self._connections_changed.wait()
+
+    async def drop_connections(self, *, reset: bool = False) -> None:
+        """Close every client socket abruptly: no disconnect notice (and with
+        ``reset``, a TCP RST), as when the switch dies. Returns once closed."""
+        for connection in list(self._connections):
+            await connection.abort(reset=reset)
+
+    @property
+    def commands_received(self) -> list[str]:
+        """The first line of every command from every connection (passwords masked)."""
+        return list(self._commands)
+
+    def _notify_connections(self) -> None:
+        self._connections_changed.set()
+        self._connections_changed = anyio.Event()
+
+    def _connection_authenticated(self, connection: Connection) -> None:
+        self._authentications += 1
+        self._notify_connections()
+
+    def _connection_closed(self, connection: Connection) -> None:
+        if connection in self._connections:
+            self._connections.remove(connection)
+            self._notify_connections()
+
+    def _record_command(self, line: str) -> None:
+        verb = line.partition(" ")[0].lower()
+        if verb in ("auth", "userauth"):
+            line = f"{line.partition(' ')[0]} ******"
+        self._commands.append(line)
+
+    # ---------------------------------------------------------------- api
+
+    async def api(self, command: str) -> str:
+        """Run an ``api`` command as a client would, returning its output."""
+        name, _, argument = command.partition(" ")
+        return await self._execute_api(name, argument)
+
+    async def _execute_api(self, name: str, argument: str) -> str:
+        handler = self._apis.get(name)
+        if handler is not None:
+            result = handler(argument)
+            body = await result if inspect.isawaitable(result) else result
+        else:
+            builtin = BUILTIN_APIS.get(name)
+            if builtin is None:
+                return f"-ERR {name} Command not found!\n"
+            body = await builtin(self, argument)
+        headers = [("API-Command", name)]
+        if argument:
+            headers.append(("API-Command-Argument", argument))
+        self.fire(self.factory.event("API", headers))
+        return str(body)
+
+    def _start_job(self, name: str, argument: str, job_uuid: str | None) -> str:
+        job_uuid = job_uuid or new_uuid()
+        self._require_task_group().start_soon(
+            self._run_job, name, argument, job_uuid, name=f"bgapi {name} {job_uuid}"
+        )
+        return job_uuid
+
+    async def _run_job(self, name: str, argument: str, job_uuid: str) -> None:
+        body = await self._execute_api(name, argument)
+        headers = [("Job-UUID", job_uuid), ("Job-Command", name)]
+        if argument:
+            headers.append(("Job-Command-Arg", argument))
+        self.fire(self.factory.event("BACKGROUND_JOB", headers, body))
+
+    def _sendevent(self, command: Command) -> str:
+        event_uuid = new_uuid()
+        name = command.line.partition(" ")[2].strip() or "CLONE"
+        headers = [("Command", command.line), *command.headers, ("Event-UUID", event_uuid)]
+        subclass = command.header("Event-Subclass")
+        if name.upper() == "CUSTOM" and subclass is not None:
+            # switch_event_set_subclass_name moves the subclass to the top.
+            headers = [
+                ("Event-Subclass", subclass),
+                *(pair for pair in headers if pair[0].lower() != "event-subclass"),
+            ]
+        target = command.header("Unique-ID")
+        if target is not None and target in self._channels:
+            # An event for a live session is queued to it, not fired.
+            return f"+OK {event_uuid}"
+        standard = self.factory.standard_headers(name, SITES["SENDEVENT"])
+        self.fire(Event([*headers, *standard], command.body))
+        return f"+OK {event_uuid}"
+
+    def _sendmsg(self, command: Command, uuid: str) -> str:
+        uuid = uuid or (command.header("session-id") or "")
+        channel = self._channels.get(uuid)
+        if channel is None:
+            return f"-ERR invalid session id [{uuid}]"
+        if (command.header("call-command") or "").lower() == "hangup":
+            channel.request_hangup(command.header("hangup-cause") or "NORMAL_CLEARING")
+        return "+OK"
+
+    def _require_task_group(self) -> anyio.abc.TaskGroup:
+        if self._task_group is None:
+            raise RuntimeError("the FakeFreeSWITCH is not serving")
+        return self._task_group
