@@ -6,6 +6,7 @@ import uuid as uuid_module
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 
+from ._dispatch import HandlerRegistration
 from ._exceptions import CommandError, LocalProtocolError
 from ._stream import ESLConnection, EventHandler, Reply
 from ._subscription import Overflow, Subscription
@@ -224,14 +225,23 @@ class ESLClient:
             sub.close()
 
     def on(
-        self, name: str, handler: EventHandler, *, concurrent: bool = False
-    ) -> Subscription[Event]:
+        self,
+        name: str,
+        handler: EventHandler,
+        *,
+        concurrent: bool = False,
+        max_concurrent: int = 1000,
+    ) -> HandlerRegistration:
         """Run ``handler(event)`` for every event named ``name`` (or ``ALL``).
 
         The handler runs inside the connection's task group and ends with it;
-        an exception in it is logged and the connection carries on. Call
+        an exception in it is logged and the connection carries on. With
+        ``concurrent=True`` calls overlap (at most ``max_concurrent`` at once,
+        served by a pool of workers, not a task per event). Call
         :meth:`events` (or use :meth:`subscribe`) to have FreeSWITCH send them.
         """
         if not name or "\n" in name:
             raise LocalProtocolError(f"invalid event name {name!r}")
-        return self._connection.run_handler([name], handler, concurrent=concurrent)
+        return self._connection.run_handler(
+            [name], handler, concurrent=concurrent, max_concurrent=max_concurrent
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Awaitable, Callable
@@ -10,7 +11,10 @@ from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 
+from . import tracing
 from ._exceptions import ConnectionLost
 from ._inbound import Inbound
 from ._util import logger
@@ -102,7 +106,11 @@ class Consumer:
         concurrent: bool = True,
         reconnect: bool = False,
         max_backoff: float = 30.0,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
         self.host = host
         self.port = port
         self.password = password
@@ -113,6 +121,7 @@ class Consumer:
         self.max_backoff = max_backoff
         self.handlers: dict[str, list[Handler]] = {}
         self.client: Inbound | None = None
+        self._ready = anyio.Event()
 
     def __repr__(self) -> str:
         return f"<Consumer {self.host}:{self.port} handlers={sorted(self.handlers)}>"
@@ -143,6 +152,16 @@ class Consumer:
                 pairs.extend(exact[:1])
         return list(dict.fromkeys(pairs))
 
+    async def wait_ready(self) -> Inbound:
+        """Wait until the consumer is connected and subscribed; returns its client.
+
+        After a reconnect this waits for the new connection.
+        """
+        while True:
+            await self._ready.wait()
+            if self.client is not None:
+                return self.client
+
     async def run(self) -> None:
         """Consume events until cancelled (or the connection is lost, unless reconnecting)."""
         await self.serve()
@@ -150,11 +169,10 @@ class Consumer:
     async def serve(self, *, task_status: TaskStatus[Inbound] = anyio.TASK_STATUS_IGNORED) -> None:
         """Like :meth:`run`, for ``await task_group.start(app.serve)``: started once subscribed."""
         backoff = 0.5
-        started = False
+        start_once = _StartOnce(task_status)
         while True:
             try:
-                await self._serve_once(task_status if not started else None)
-                started = True
+                await self._serve_once(start_once)
             except (ConnectionLost, OSError) as exc:
                 if not self.reconnect:
                     raise
@@ -166,8 +184,28 @@ class Consumer:
                 continue
             return
 
-    async def _serve_once(self, task_status: TaskStatus[Inbound] | None) -> None:
-        async with Inbound(self.host, self.port, self.password, timeout=self.timeout) as client:
+    async def _serve_once(self, task_status: _StartOnce | None) -> None:
+        # consumer.start covers connect + subscribe; consumer.stop covers the teardown.
+        with contextlib.ExitStack() as spans:
+            starting = spans.enter_context(
+                tracing.consumer_start(self.host, self.port, tracer_provider=self._tracer_provider)
+            )
+            await self._serve_connection(task_status, starting, spans)
+
+    async def _serve_connection(
+        self,
+        task_status: _StartOnce | None,
+        starting: tracing.OperationSpan,
+        spans: contextlib.ExitStack,
+    ) -> None:
+        async with Inbound(
+            self.host,
+            self.port,
+            self.password,
+            timeout=self.timeout,
+            tracer_provider=self._tracer_provider,
+            meter_provider=self._meter_provider,
+        ) as client:
             self.client = client
             try:
                 for name, handlers in self.handlers.items():
@@ -180,6 +218,8 @@ class Consumer:
                 await client.events(*words, event_format=self.event_format)
                 for header, value in self._switch_filters():
                     await client.filter(header, value)
+                starting.close()
+                self._ready.set()
                 if task_status is not None:
                     task_status.started(client)
                 await client.connection.closed.wait()
@@ -187,3 +227,22 @@ class Consumer:
                 raise reason if isinstance(reason, ConnectionLost) else ConnectionLost()
             finally:
                 self.client = None
+                if self._ready.is_set():
+                    self._ready = anyio.Event()
+                spans.enter_context(
+                    tracing.consumer_stop(
+                        self.host, self.port, tracer_provider=self._tracer_provider
+                    )
+                )
+
+
+class _StartOnce:
+    """Reports readiness to ``task_group.start`` on the first connection only."""
+
+    def __init__(self, task_status: TaskStatus[Inbound]) -> None:
+        self._task_status: TaskStatus[Inbound] | None = task_status
+
+    def started(self, client: Inbound) -> None:
+        if self._task_status is not None:
+            self._task_status.started(client)
+            self._task_status = None

@@ -7,7 +7,10 @@ from types import TracebackType
 
 import anyio
 import anyio.abc
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 
+from . import tracing
 from ._client import ESLClient
 from ._exceptions import AuthenticationError, ConnectionLost, ConnectTimeout
 from ._stream import ESLConnection
@@ -39,8 +42,14 @@ class Inbound(ESLClient):
         user: str | None = None,
         timeout: float = 5.0,
         max_frame_size: int | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         super().__init__()
+        # None: the global OpenTelemetry providers, read when the connection starts.
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self._telemetry: tracing.ConnectionTelemetry | None = None
         self.host = host
         self.port = port
         self._password = password
@@ -60,8 +69,14 @@ class Inbound(ESLClient):
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
+        self._telemetry = tracing.ConnectionTelemetry.create(
+            "inbound", tracer_provider=self._tracer_provider, meter_provider=self._meter_provider
+        )
         try:
-            await self._connect(task_group)
+            with tracing.inbound_connect(
+                self.host, self.port, tracer_provider=self._tracer_provider
+            ):
+                await self._connect(task_group)
         except BaseException as exc:
             await self._close_task_group(type(exc), exc, exc.__traceback__)
             raise
@@ -78,6 +93,8 @@ class Inbound(ESLClient):
         except OSError as exc:
             raise ConnectionLost(f"cannot connect to {self.host}:{self.port}: {exc}") from None
         self._connection = ESLConnection(stream, max_frame_size=self._max_frame_size)
+        if self._telemetry is not None:
+            self._telemetry.attach(self._connection)
         self._connection.start(task_group)
         try:
             with anyio.fail_after(self.timeout):

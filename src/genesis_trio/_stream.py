@@ -9,13 +9,14 @@ absorbs its late reply instead of stealing the next command's.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVarTuple
 
 import anyio
 import anyio.abc
 
+from ._dispatch import EventHandler, HandlerPool, HandlerRegistration
 from ._exceptions import CommandStage, ConnectionLost, ProtocolError
 from ._subscription import Overflow, Subscription
 from ._util import logger, redact_command
@@ -33,10 +34,27 @@ from .protocol import (
 )
 from .protocol import commands as cmd
 
+if TYPE_CHECKING:
+    from .tracing import ConnectionTelemetry
+
 __all__ = ["ESLConnection", "EventHandler", "Reply"]
 
+_TaskArgs = TypeVarTuple("_TaskArgs")
+
 Reply = CommandReply | ApiResponse
-EventHandler = Callable[[Event], Awaitable[object] | object]
+
+
+class _Route(Protocol):
+    """What the reader delivers events to: a Subscription or a HandlerRegistration."""
+
+    matches: Callable[[Event], bool] | None
+
+    def deliver(self, event: Event, /) -> bool: ...
+    async def wait_for_room(self) -> None: ...
+    def fail(self, error: BaseException, /) -> None: ...
+    def end(self) -> None: ...
+
+
 ALL = "ALL"
 
 
@@ -73,15 +91,18 @@ class ESLConnection:
     ) -> None:
         self._stream = stream
         self._parser = (
-            ESLParser() if max_frame_size is None else ESLParser(max_frame_size=max_frame_size)
+            ESLParser(lazy_events=True)
+            if max_frame_size is None
+            else ESLParser(max_frame_size=max_frame_size, lazy_events=True)
         )
         self._write_timeout = write_timeout
         self._receive_size = receive_size
         self._send_lock = anyio.Lock()
         self._pending: deque[_PendingReply] = deque()
         self._jobs: dict[str, _PendingJob] = {}
-        self._routes: dict[str, list[Subscription[Event]]] = {}
-        self._uuid_routes: dict[str, list[Subscription[Event]]] = {}
+        self._routes: dict[str, list[_Route]] = {}
+        self._uuid_routes: dict[str, list[_Route]] = {}
+        self._handler_pool: HandlerPool | None = None
         self._log_subscribers: list[Subscription[LogData]] = []
         self._notice_listeners: list[Callable[[DisconnectNotice], None]] = []
         self._event_hooks: list[Callable[[Event], None]] = []
@@ -91,6 +112,8 @@ class ESLConnection:
         self.lost_reason: BaseException | None = None
         self._closing = False
         self._reader_done = anyio.Event()
+        # Set by tracing.ConnectionTelemetry.attach only when an SDK records.
+        self.telemetry: ConnectionTelemetry | None = None
 
     # --- lifecycle --------------------------------------------------------
     def start(self, task_group: anyio.abc.TaskGroup) -> None:
@@ -123,6 +146,11 @@ class ESLConnection:
     async def send_command(self, data: bytes, label: str | None = None) -> Reply:
         """Write one command and wait for its reply (command/reply or api/response)."""
         label = label if label is not None else redact_command(data.decode("utf-8", "replace"))
+        if self.telemetry is not None:
+            return await self.telemetry.traced_command(self._send_command, data, label)
+        return await self._send_command(data, label)
+
+    async def _send_command(self, data: bytes, label: str) -> Reply:
         if not self.is_open:
             raise ConnectionLost(f"cannot send {label!r}", stage=CommandStage.NOT_SENT)
         pending = _PendingReply(label)
@@ -190,25 +218,34 @@ class ESLConnection:
 
         With ``uuid`` it receives only that channel's events (O(1) routing).
         """
-        key_list = [uuid] if uuid is not None else list(keys) or [ALL]
-        table = self._uuid_routes if uuid is not None else self._routes
-
-        def unregister(sub: Subscription[Event]) -> None:
-            for key in key_list:
-                subs = table.get(key)
-                if subs is not None and sub in subs:
-                    subs.remove(sub)
-                    if not subs:
-                        del table[key]
-
+        key_list, table = self._route_keys(keys, uuid)
         sub: Subscription[Event] = Subscription(
-            matches, max_buffer=max_buffer, overflow=overflow, on_close=unregister
+            matches,
+            max_buffer=max_buffer,
+            overflow=overflow,
+            on_close=lambda route: self._unregister(route, key_list, table),
         )
         for key in key_list:
             table.setdefault(key, []).append(sub)
         if not self.is_open:
             sub.fail(self.lost_reason or ConnectionLost("connection closed"))
         return sub
+
+    def _route_keys(
+        self, keys: Iterable[str], uuid: str | None
+    ) -> tuple[list[str], dict[str, list[_Route]]]:
+        if uuid is not None:
+            return [uuid], self._uuid_routes
+        return list(keys) or [ALL], self._routes
+
+    @staticmethod
+    def _unregister(route: _Route, keys: list[str], table: dict[str, list[_Route]]) -> None:
+        for key in keys:
+            routes = table.get(key)
+            if routes is not None and route in routes:
+                routes.remove(route)
+                if not routes:
+                    del table[key]
 
     def subscribe_logs(self, *, max_buffer: int = 10_000) -> Subscription[LogData]:
         def unregister(sub: Subscription[LogData]) -> None:
@@ -234,39 +271,43 @@ class ESLConnection:
         uuid: str | None = None,
         concurrent: bool = False,
         max_concurrent: int = 1000,
-        max_buffer: int = 10_000,
-    ) -> Subscription[Event]:
-        """Run ``handler`` for matching events in a worker owned by the connection.
+    ) -> HandlerRegistration:
+        """Run ``handler`` for matching events on the connection's worker pool.
 
-        Sequential by default (events reach the handler in order); with
-        ``concurrent=True`` each call runs in its own task, at most
-        ``max_concurrent`` at once. Past that, and past ``max_buffer`` queued
-        events, the reader waits (backpressure) rather than growing memory. A
-        handler that raises is logged and the connection carries on.
+        Sequential by default (the handler sees its events one at a time, in
+        order); with ``concurrent=True`` up to ``max_concurrent`` calls overlap.
+        Past 10 000 queued calls the reader waits (backpressure) rather than
+        growing memory. A handler that raises is logged and the connection
+        carries on.
         """
         if self._task_group is None:
             raise RuntimeError("the connection is not started")
-        sub = self.subscribe(keys, uuid=uuid, max_buffer=max_buffer, overflow=Overflow.BLOCK)
-        limiter = anyio.CapacityLimiter(max_concurrent) if concurrent else None
-        self._task_group.start_soon(self._handler_worker, sub, handler, limiter)
-        return sub
+        if self._handler_pool is None:
+            self._handler_pool = HandlerPool(self._task_group)
+        if self.telemetry is not None:
+            # The handler's own spans then belong to the event's call trace.
+            handler = self.telemetry.wrap_handler(handler)
+        key_list, table = self._route_keys(keys, uuid)
+        registration = HandlerRegistration(
+            self._handler_pool,
+            handler,
+            max_concurrent=max_concurrent if concurrent else 1,
+            on_close=lambda route: self._unregister(route, key_list, table),
+        )
+        for key in key_list:
+            table.setdefault(key, []).append(registration)
+        return registration
 
-    async def _handler_worker(
+    def start_soon(
         self,
-        sub: Subscription[Event],
-        handler: EventHandler,
-        limiter: anyio.CapacityLimiter | None,
+        func: Callable[[*_TaskArgs], Coroutine[Any, Any, object]],
+        *args: *_TaskArgs,
+        name: object = None,
     ) -> None:
-        async with anyio.create_task_group() as calls:
-            try:
-                async for event in sub:
-                    if limiter is None:
-                        await _call_handler(handler, event)
-                    else:
-                        await limiter.acquire()
-                        calls.start_soon(_call_limited, limiter, handler, event)
-            except (ConnectionLost, anyio.ClosedResourceError):
-                pass
+        """Run a task owned by this connection: it ends when the connection's owner ends."""
+        if self._task_group is None:
+            raise RuntimeError("the connection is not started")
+        self._task_group.start_soon(func, *args, name=name)
 
     # --- reading ----------------------------------------------------------
     async def _reader(self) -> None:
@@ -303,7 +344,7 @@ class ESLConnection:
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
 
-    def _dispatch(self, message: object) -> list[Subscription[Event]] | None:
+    def _dispatch(self, message: object) -> list[_Route] | None:
         if type(message) is Event:
             return self._route_event(message)
         if type(message) is CommandReply or type(message) is ApiResponse:
@@ -333,28 +374,31 @@ class ESLConnection:
         logger.debug("ignoring frame %r", message)
         return None
 
-    def _route_event(self, event: Event) -> list[Subscription[Event]] | None:
+    def _route_event(self, event: Event) -> list[_Route] | None:
         for hook in self._event_hooks:
             hook(event)
-        headers = event.headers._first
-        name = headers.get("Event-Name")
-        if name == "BACKGROUND_JOB":
-            job_uuid = headers.get("Job-UUID")
+        # Each lookup reads one header from the undecoded event (see Event).
+        name = event.get("Event-Name")
+        if name == "BACKGROUND_JOB" and self._jobs:
+            job_uuid = event.get("Job-UUID")
             job = self._jobs.pop(job_uuid, None) if job_uuid is not None else None
             if job is not None:
                 job.event = event
                 job.done.set()
-        blocked: list[Subscription[Event]] | None = None
+        blocked: list[_Route] | None = None
         routes = self._routes
-        for key in (name, headers.get("Event-Subclass"), ALL):
-            subs = routes.get(key) if key is not None else None
-            if subs:
-                for sub in subs:
-                    if (sub.matches is None or sub.matches(event)) and not sub.deliver(event):
-                        blocked = blocked or []
-                        blocked.append(sub)
+        if routes:
+            # As in FreeSWITCH's own subscriptions, only CUSTOM events route by subclass.
+            subclass = event.get("Event-Subclass") if name == "CUSTOM" else None
+            for key in (name, subclass, ALL):
+                subs = routes.get(key) if key is not None else None
+                if subs:
+                    for sub in subs:
+                        if (sub.matches is None or sub.matches(event)) and not sub.deliver(event):
+                            blocked = blocked or []
+                            blocked.append(sub)
         if self._uuid_routes:
-            uuid = headers.get("Unique-ID")
+            uuid = event.get("Unique-ID")
             subs = self._uuid_routes.get(uuid) if uuid is not None else None
             if subs:
                 for sub in subs:
@@ -369,6 +413,8 @@ class ESLConnection:
             return
         self.lost_reason = reason
         self.closed.set()
+        if self.telemetry is not None:
+            self.telemetry.connection_closed()
         while self._pending:
             pending = self._pending.popleft()
             pending.error = ConnectionLost(f"{pending.label!r}: {reason}", stage=CommandStage.SENT)
@@ -386,28 +432,12 @@ class ESLConnection:
                 sub.fail(reason)
         for log_sub in self._log_subscribers:
             log_sub.end() if clean else log_sub.fail(reason)
+        if self._handler_pool is not None:
+            self._handler_pool.close()
 
 
-async def _wait_for_room(blocked: list[Subscription[Event]], event: object) -> None:
+async def _wait_for_room(blocked: list[_Route], event: object) -> None:
     for sub in blocked:
         await sub.wait_for_room()
         assert isinstance(event, Event)
         sub.deliver(event)
-
-
-async def _call_limited(
-    limiter: anyio.CapacityLimiter, handler: EventHandler, event: Event
-) -> None:
-    try:
-        await _call_handler(handler, event)
-    finally:
-        limiter.release()
-
-
-async def _call_handler(handler: EventHandler, event: Event) -> None:
-    try:
-        result: Any = handler(event)
-        if isinstance(result, Awaitable):
-            await result
-    except Exception:
-        logger.exception("event handler %r failed on %r", handler, event)

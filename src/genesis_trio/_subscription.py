@@ -127,7 +127,10 @@ class Subscription(Generic[T]):
                 return item
             if self._error is not None:
                 raise self._error
-            waiter = self._waiter = anyio.Event()
+            # Receivers share one wake-up event: a pool of workers may wait together.
+            waiter = self._waiter
+            if waiter is None:
+                waiter = self._waiter = anyio.Event()
             await waiter.wait()
 
     def receive_nowait(self) -> T | None:
@@ -142,6 +145,15 @@ class Subscription(Generic[T]):
         return self
 
     async def __anext__(self) -> T:
+        items = self._items
+        if items and not self._closed:
+            # Fast path, no extra coroutine: an event is already buffered.
+            item = items.popleft()
+            room = self._room
+            if room is not None:
+                self._room = None
+                room.set()
+            return item
         try:
             return await self.receive()
         except anyio.ClosedResourceError:

@@ -152,8 +152,11 @@ async def test_without_reconnect_a_lost_connection_ends_run(fake: FakeFreeSWITCH
     async def handler(event: Event) -> None:
         pass
 
-    with pytest.raises(ExceptionGroup) as caught:
+    async def serve_then_drop() -> None:
         async with anyio.create_task_group() as tg:
             await tg.start(app.serve)
             await fake.drop_connections()
+
+    with pytest.raises(ExceptionGroup) as caught:
+        await serve_then_drop()
     assert caught.group_contains(ConnectionLost)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from genesis_trio import (
@@ -13,7 +14,6 @@ from genesis_trio import (
     CommandReply,
     CommandStage,
     ConnectionLost,
-    ConnectTimeout,
     Event,
     Inbound,
     LocalProtocolError,
@@ -33,7 +33,7 @@ async def wait_for_command(fake: FakeFreeSWITCH, prefix: str) -> None:
     """Wait until the switch has read a command (event-driven: polls only the fake's log)."""
     with anyio.fail_after(5):
         while not any(c.startswith(prefix) for c in fake.commands_received):
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
 
 
 async def test_api_returns_the_response_body(fake: FakeFreeSWITCH) -> None:
@@ -122,27 +122,28 @@ async def test_a_cancelled_command_does_not_steal_the_next_reply(fake: FakeFreeS
 
 async def test_subscribe_receives_only_the_named_events(fake: FakeFreeSWITCH) -> None:
     fake.add_destination("user/1000", Destination(answer_after=0))
-    async with connect(fake) as client:
-        async with client.subscribe("CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE") as events:
-            uuid = (await client.api("originate user/1000 &park")).removeprefix("+OK ").strip()
-            answer = await events.receive()
-            assert answer.name == "CHANNEL_ANSWER"
-            assert answer.unique_id == uuid
-            await client.api(f"uuid_kill {uuid}")
-            done = await events.receive()
-            assert done.name == "CHANNEL_HANGUP_COMPLETE"
-            assert done.hangup_cause == "NORMAL_CLEARING"
+    async with (
+        connect(fake) as client,
+        client.subscribe("CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE") as events,
+    ):
+        uuid = (await client.api("originate user/1000 &park")).removeprefix("+OK ").strip()
+        answer = await events.receive()
+        assert answer.name == "CHANNEL_ANSWER"
+        assert answer.unique_id == uuid
+        await client.api(f"uuid_kill {uuid}")
+        done = await events.receive()
+        assert done.name == "CHANNEL_HANGUP_COMPLETE"
+        assert done.hangup_cause == "NORMAL_CLEARING"
 
 
 async def test_custom_subclass_subscription(fake: FakeFreeSWITCH) -> None:
-    async with connect(fake) as client:
-        async with client.subscribe("esl::test") as events:
-            await client.sendevent(
-                "CUSTOM",
-                {"Event-Subclass": "esl::test", "X-Test": "a b&c"},
-                body="hello\nworld\n",
-            )
-            event = await events.receive()
+    async with connect(fake) as client, client.subscribe("esl::test") as events:
+        await client.sendevent(
+            "CUSTOM",
+            {"Event-Subclass": "esl::test", "X-Test": "a b&c"},
+            body="hello\nworld\n",
+        )
+        event = await events.receive()
     assert event.subclass == "esl::test"
     assert event["X-Test"] == "a b&c"
     assert event.body == "hello\nworld\n"
@@ -231,46 +232,75 @@ async def test_an_exception_in_the_body_propagates_unwrapped(fake: FakeFreeSWITC
 
 
 async def test_overflow_error_policy_fails_a_slow_subscriber(fake: FakeFreeSWITCH) -> None:
-    async with connect(fake) as client:
-        async with client.subscribe("esl::burst", max_buffer=3) as events:
-            for n in range(5):
-                await client.sendevent("CUSTOM", {"Event-Subclass": "esl::burst", "X-N": str(n)})
-            await client.api("echo sync")  # every event above has been read by now
-            received = [(await events.receive())["X-N"] for _ in range(3)]
-            assert received == ["0", "1", "2"]
-            with pytest.raises(SubscriptionOverflow):
-                await events.receive()
+    async with connect(fake) as client, client.subscribe("esl::burst", max_buffer=3) as events:
+        for n in range(5):
+            await client.sendevent("CUSTOM", {"Event-Subclass": "esl::burst", "X-N": str(n)})
+        await client.api("echo sync")  # every event above has been read by now
+        received = [(await events.receive())["X-N"] for _ in range(3)]
+        assert received == ["0", "1", "2"]
+        with pytest.raises(SubscriptionOverflow):
+            await events.receive()
 
 
 async def test_overflow_drop_oldest_keeps_the_latest(fake: FakeFreeSWITCH) -> None:
-    async with connect(fake) as client:
-        async with client.subscribe(
-            "esl::burst", max_buffer=2, overflow=Overflow.DROP_OLDEST
-        ) as events:
-            for n in range(5):
-                await client.sendevent("CUSTOM", {"Event-Subclass": "esl::burst", "X-N": str(n)})
-            await client.api("echo sync")
-            assert [(await events.receive())["X-N"] for _ in range(2)] == ["3", "4"]
-            assert events.dropped == 3
+    async with (
+        connect(fake) as client,
+        client.subscribe("esl::burst", max_buffer=2, overflow=Overflow.DROP_OLDEST) as events,
+    ):
+        for n in range(5):
+            await client.sendevent("CUSTOM", {"Event-Subclass": "esl::burst", "X-N": str(n)})
+        await client.api("echo sync")
+        assert [(await events.receive())["X-N"] for _ in range(2)] == ["3", "4"]
+        assert events.dropped == 3
 
 
 async def test_switch_side_filter_limits_what_is_sent(fake: FakeFreeSWITCH) -> None:
-    async with connect(fake) as client:
-        async with client.subscribe("f::t") as events:
-            await client.filter("X-Keep", "yes")
-            for keep in ("no", "yes"):
-                await client.sendevent("CUSTOM", {"Event-Subclass": "f::t", "X-Keep": keep})
-            with anyio.fail_after(5):
-                event = await events.receive()
-            assert event["X-Keep"] == "yes"
-            await client.api("echo sync")  # anything the switch sent is read by now
-            assert events.receive_nowait() is None
+    async with connect(fake) as client, client.subscribe("f::t") as events:
+        await client.filter("X-Keep", "yes")
+        for keep in ("no", "yes"):
+            await client.sendevent("CUSTOM", {"Event-Subclass": "f::t", "X-Keep": keep})
+        with anyio.fail_after(5):
+            event = await events.receive()
+        assert event["X-Keep"] == "yes"
+        await client.api("echo sync")  # anything the switch sent is read by now
+        assert events.receive_nowait() is None
 
 
 async def test_logs_subscription(fake: FakeFreeSWITCH) -> None:
-    async with connect(fake) as client:
-        async with client.subscribe_logs(7) as logs:
-            await client.api("log INFO hello from the test")
-            line = await logs.receive()
+    async with connect(fake) as client, client.subscribe_logs(7) as logs:
+        await client.api("log INFO hello from the test")
+        line = await logs.receive()
     assert "hello from the test" in line.body
     assert line.level == 6
+
+
+async def test_concurrent_handlers_overlap_up_to_the_bound(fake: FakeFreeSWITCH) -> None:
+    release = anyio.Event()
+    running: list[str] = []
+    finished: list[str] = []
+    two_running = anyio.Event()
+    all_finished = anyio.Event()
+
+    async def slow(event: Event) -> None:
+        running.append(event["X-N"])
+        if len(running) == 2:
+            two_running.set()
+        await release.wait()
+        finished.append(event["X-N"])
+        if len(finished) == 3:
+            all_finished.set()
+
+    async with connect(fake) as client:
+        client.on("CUSTOM", slow, concurrent=True, max_concurrent=2)
+        await client.events("CUSTOM", "demo::c")
+        for n in ("1", "2", "3"):
+            await client.sendevent("CUSTOM", {"Event-Subclass": "demo::c", "X-N": n})
+        with anyio.fail_after(5):
+            await two_running.wait()
+        await client.api("echo sync")  # the third event has arrived by now
+        # The bound holds: the third call waits for a free worker.
+        assert running == ["1", "2"]
+        release.set()
+        with anyio.fail_after(5):
+            await all_finished.wait()
+    assert sorted(finished) == ["1", "2", "3"]

@@ -41,7 +41,8 @@ def configure_from_environment() -> bool:
             "install genesis-trio[otel] to export telemetry"
         )
         return False
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "genesis-trio")})
+    service = os.environ.get("OTEL_SERVICE_NAME", "genesis-trio")
+    resource = Resource.create({"service.name": service})
     if wants_traces:
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

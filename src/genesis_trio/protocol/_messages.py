@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar, overload
 
 from ._headers import Headers, header_int
+from ._lookup import UNSURE, lookup_json, lookup_plain
 
 _T = TypeVar("_T")
 
@@ -33,24 +34,76 @@ class Event(Mapping[str, str]):
     ``event["Unique-ID"]`` and ``event.get("variable_sip_call_id")`` work.
     The same FreeSWITCH event gives an equal :class:`Event` whether it arrived
     as plain, json or xml.
+
+    Events read from a connection are decoded lazily: looking up one header
+    reads it straight from the received bytes, and the whole event is decoded
+    only when all of it is needed (iteration, ``headers``, ``body``, equality).
+    A malformed event therefore raises :class:`RemoteProtocolError` at that
+    point rather than when it was received.
     """
 
-    __slots__ = ("body", "headers")
+    __slots__ = ("_body", "_format", "_head_end", "_headers", "_raw")
 
-    headers: Headers
-    body: str | None
+    _headers: Headers | None
+    _body: str | None
+    _raw: bytes | None
+    _format: EventFormat | None
+    _head_end: int
 
     def __init__(
         self,
         headers: Headers | Mapping[str, str] | Iterable[tuple[str, str]] = (),
         body: str | None = None,
     ) -> None:
-        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
-        self.body = body
+        self._headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self._body = body
+        self._raw = None
+        self._format = None
+        self._head_end = 0
+
+    @classmethod
+    def _lazy(cls, raw: bytes, event_format: EventFormat) -> Event:
+        """An event decoded on demand from its body bytes (plain or json)."""
+        self = cls.__new__(cls)
+        self._headers = None
+        self._body = None
+        self._raw = raw
+        self._format = event_format
+        if event_format == "plain":
+            split = raw.find(b"\n\n")
+            self._head_end = len(raw) if split < 0 else split
+        else:
+            self._head_end = 0
+        return self
+
+    def _decode(self) -> Headers:
+        from ._events import decode_event  # the decoders build Events: import late
+
+        assert self._raw is not None
+        assert self._format is not None
+        full = decode_event(self._raw, self._format)
+        self._body = full._body
+        self._headers = headers = full.headers
+        self._raw = None
+        return headers
+
+    @property
+    def headers(self) -> Headers:
+        headers = self._headers
+        return headers if headers is not None else self._decode()
+
+    @property
+    def body(self) -> str | None:
+        if self._headers is None:
+            self._decode()
+        return self._body
 
     # Mapping protocol, delegated to the headers.
     def __getitem__(self, name: str) -> str:
-        return self.headers._first[name]
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.headers._first)
@@ -59,7 +112,9 @@ class Event(Mapping[str, str]):
         return len(self.headers._first)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.headers._first
+        if not isinstance(name, str):
+            return False
+        return self.get(name) is not None
 
     @overload
     def get(self, name: str, /) -> str | None: ...
@@ -68,7 +123,18 @@ class Event(Mapping[str, str]):
     @overload
     def get(self, name: str, default: _T, /) -> str | _T: ...
     def get(self, name: str, default: object = None, /) -> object:
-        return self.headers._first.get(name, default)
+        headers = self._headers
+        if headers is not None:
+            return headers._first.get(name, default)
+        raw = self._raw
+        assert raw is not None
+        if self._format == "plain":
+            value = lookup_plain(raw, self._head_end, name)
+        else:
+            value = lookup_json(raw, name)
+        if value is UNSURE:
+            return self._decode()._first.get(name, default)
+        return default if value is None else value
 
     def get_all(self, name: str) -> list[str]:
         return self.headers.get_all(name)
@@ -76,51 +142,51 @@ class Event(Mapping[str, str]):
     # Typed helpers for the headers nearly every program reads.
     @property
     def name(self) -> str | None:
-        return self.headers._first.get("Event-Name")
+        return self.get("Event-Name")
 
     @property
     def subclass(self) -> str | None:
-        return self.headers._first.get("Event-Subclass")
+        return self.get("Event-Subclass")
 
     @property
     def unique_id(self) -> str | None:
-        return self.headers._first.get("Unique-ID")
+        return self.get("Unique-ID")
 
     @property
     def call_uuid(self) -> str | None:
-        return self.headers._first.get("Channel-Call-UUID")
+        return self.get("Channel-Call-UUID")
 
     @property
     def job_uuid(self) -> str | None:
-        return self.headers._first.get("Job-UUID")
+        return self.get("Job-UUID")
 
     @property
     def application(self) -> str | None:
-        return self.headers._first.get("Application")
+        return self.get("Application")
 
     @property
     def application_uuid(self) -> str | None:
-        return self.headers._first.get("Application-UUID")
+        return self.get("Application-UUID")
 
     @property
     def channel_state(self) -> str | None:
-        return self.headers._first.get("Channel-State")
+        return self.get("Channel-State")
 
     @property
     def answer_state(self) -> str | None:
-        return self.headers._first.get("Answer-State")
+        return self.get("Answer-State")
 
     @property
     def hangup_cause(self) -> str | None:
-        return self.headers._first.get("Hangup-Cause")
+        return self.get("Hangup-Cause")
 
     @property
     def sequence(self) -> int | None:
-        return header_int(self.headers._first.get("Event-Sequence"))
+        return header_int(self.get("Event-Sequence"))
 
     def variable(self, name: str) -> str | None:
         """A channel variable carried in the event (``variable_<name>``)."""
-        return self.headers._first.get("variable_" + name)
+        return self.get("variable_" + name)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Event):

@@ -57,15 +57,21 @@ class ESLParser:
     over many reads costs linear time: the search for the end of the header
     block resumes where the previous one stopped. ``max_frame_size`` bounds
     both an unfinished header block and a declared Content-Length, so a peer
-    cannot make memory grow without limit.
+    cannot make memory grow without limit. With ``lazy_events=True`` plain
+    and json events are decoded on demand (see :class:`Event`); malformed
+    event bodies then raise when read, not here.
     """
 
-    __slots__ = ("_buffer", "_eof", "_pending", "_scan_from", "max_frame_size")
+    __slots__ = ("_buffer", "_eof", "_lazy", "_pending", "_scan_from", "max_frame_size")
 
-    def __init__(self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(
+        self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, lazy_events: bool = False
+    ) -> None:
         if max_frame_size < 64:
             raise ValueError("max_frame_size must be at least 64 bytes")
         self.max_frame_size = max_frame_size
+        # Lazy: plain/json events are decoded on first full access (see Event).
+        self._lazy = lazy_events
         self._buffer = bytearray()
         self._scan_from = 0
         self._pending: tuple[Headers, int] | None = None
@@ -108,7 +114,7 @@ class ESLParser:
             self._scan_from = 0
             length_text = headers.get("Content-Length")
             if length_text is None:
-                return _classify(headers, None)
+                return _classify(headers, None, self._lazy)
             length = header_int(length_text)
             if length is None:
                 raise RemoteProtocolError(f"malformed Content-Length: {length_text[:20]!r}")
@@ -123,7 +129,7 @@ class ESLParser:
         body = bytes(buffer[:length])
         del buffer[:length]
         self._pending = None
-        return _classify(headers, body)
+        return _classify(headers, body, self._lazy)
 
     def _at_end(self) -> _Sentinel:
         if not self._eof:
@@ -137,10 +143,12 @@ def _text(body: bytes | None) -> str:
     return "" if body is None else body.decode("utf-8", "replace")
 
 
-def _classify(headers: Headers, body: bytes | None) -> Message:
+def _classify(headers: Headers, body: bytes | None, lazy: bool = False) -> Message:
     content_type = headers.get("Content-Type")
     event_format = _EVENT_FORMATS.get(content_type or "")
     if event_format is not None:
+        if lazy and event_format != "xml":
+            return Event._lazy(body or b"", event_format)
         return decode_event(body or b"", event_format)
     if content_type == "command/reply":
         if "Event-Name" in headers:

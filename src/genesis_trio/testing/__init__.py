@@ -4,17 +4,23 @@
 TCP port exactly as FreeSWITCH 1.11 does (the replies, header order and
 framing of recorded sessions) and simulates calls: ``originate`` creates a
 channel whose far end follows a scripted :class:`Destination`, firing the
-lifecycle events a real switch fires. It runs on AnyIO (trio or asyncio)
-and on AnyIO's clock, so trio's ``MockClock`` can skip the waiting.
+lifecycle events a real switch fires. ``call_socket`` sends an incoming call
+to an outbound socket server (yours), speaking outbound ESL as recorded.
+Channels run what ``sendmsg`` queues (media applications take the time
+``set_media_duration`` gives them and stop on ``uuid_break``), collect the
+digits ``send_dtmf`` injects, and bridge (``uuid_bridge``). It runs on AnyIO
+(trio or asyncio) and on AnyIO's clock, so trio's ``MockClock`` can skip the
+waiting.
 """
 
 from ._captured import captured_events
-from ._channels import FakeChannel
+from ._channels import ApplicationRun, FakeChannel
 from ._destinations import Destination
 from ._server import ApiHandler, FakeFreeSWITCH
 
 __all__ = [
     "ApiHandler",
+    "ApplicationRun",
     "Destination",
     "FakeChannel",
     "FakeFreeSWITCH",

@@ -227,6 +227,53 @@ async def _uuid_dump(fake: FakeFreeSWITCH, argument: str) -> str:
     return encode_event_body(event, "plain").decode("utf-8")
 
 
+async def _uuid_break(fake: FakeFreeSWITCH, argument: str) -> str:
+    if not argument.strip():
+        return "-USAGE: <uuid> [all]\n"
+    uuid, _, flag = argument.strip().partition(" ")
+    channel = fake.channels.get(uuid)
+    if channel is None:
+        return "-ERR No such channel!\n"
+    channel.request_break(flush="all" in flag)
+    return "+OK\n"
+
+
+async def _uuid_bridge(fake: FakeFreeSWITCH, argument: str) -> str:
+    words = argument.split()
+    if len(words) < 2:
+        return "-USAGE: <uuid> <other_uuid>\n"
+    a_leg = fake.channels.get(words[0])
+    b_leg = fake.channels.get(words[1])
+    if a_leg is None or b_leg is None or a_leg is b_leg:
+        return "-ERR Invalid uuid\n"
+    if a_leg.hangup_cause is not None or b_leg.hangup_cause is not None:
+        return "-ERR Invalid uuid\n"
+    await a_leg.bridge_with(b_leg)
+    return f"+OK {b_leg.uuid}\n"
+
+
+async def _uuid_send_dtmf(fake: FakeFreeSWITCH, argument: str) -> str:
+    words = argument.split()
+    if len(words) < 2:
+        return "-USAGE: <uuid> <dtmf_data>\n"
+    channel = fake.channels.get(words[0])
+    if channel is None:
+        return "-ERR no such channel\n"
+    channel.dtmf_sent.append(words[1])
+    return "+OK Success\n"
+
+
+async def _uuid_park(fake: FakeFreeSWITCH, argument: str) -> str:
+    uuid = argument.strip()
+    if not uuid:
+        return "-USAGE: <uuid>\n"
+    channel = fake.channels.get(uuid)
+    if channel is None:
+        return "-ERR Cannot locate session!\n"
+    channel.request_park()
+    return "+OK\n"
+
+
 def _show_row(fake: FakeFreeSWITCH, channel: FakeChannel) -> list[str]:
     row = channel.show_fields(fake.identity.hostname)
     return [row.get(column, "") for column in SHOW_CHANNELS_COLUMNS]
@@ -280,5 +327,9 @@ BUILTIN_APIS: dict[str, BuiltinApi] = {
     "uuid_getvar": _uuid_getvar,
     "uuid_setvar": _uuid_setvar,
     "uuid_dump": _uuid_dump,
+    "uuid_break": _uuid_break,
+    "uuid_bridge": _uuid_bridge,
+    "uuid_send_dtmf": _uuid_send_dtmf,
+    "uuid_park": _uuid_park,
     "show": _show,
 }

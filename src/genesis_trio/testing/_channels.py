@@ -1,19 +1,24 @@
 """Simulated channels: state, headers and the lifecycle events FreeSWITCH fires.
 
-A :class:`FakeChannel` is the A leg an ``originate`` creates. Its far end is
-scripted by a :class:`~genesis_trio.testing.Destination`. The order of events
-and the headers each carries follow the ``loopback`` legs recorded in
-``inbound_plain_lifecycle`` (the originating ``-a`` legs).
+A :class:`FakeChannel` is either the A leg an ``originate`` creates (its far
+end scripted by a :class:`~genesis_trio.testing.Destination`) or an incoming
+call routed to an outbound socket (:meth:`FakeFreeSWITCH.call_socket`). The
+order of events and the headers each carries follow the recorded legs of
+``inbound_plain_lifecycle`` and ``outbound_session_plain``.
 
 Two tasks drive a channel inside one task group: the *far end* (ringing,
-early media, answer, the callee's hangup) and the *session* (the
+early media, answer, the other party's hangup) and the *session* (the
 applications, run one at a time as FreeSWITCH's session thread runs them).
-A hangup, from either side, cancels that task group; the teardown events
-(``CHANNEL_HANGUP_COMPLETE``, ``CHANNEL_DESTROY``, ...) follow.
+A parked channel runs the messages queued by ``sendmsg`` (``execute``
+nests an application inside the park, as ``switch_ivr_park`` does). A hangup,
+from either side, cancels that task group; the teardown events
+(``CHANNEL_HANGUP_COMPLETE``, ``CHANNEL_DESTROY``, ...) follow, and
+``CHANNEL_DESTROY`` waits until an outbound socket holding the channel is gone.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -24,11 +29,13 @@ from ..protocol import Event
 from ._apps import APPLICATIONS
 from ._causes import cause_code, parse_cause
 from ._destinations import Destination
+from ._errors import MediaBroken
 from ._event_factory import EventFactory, local_stamp, new_uuid
 
 __all__ = [
     "CALL_STATE_NUMBERS",
     "CHANNEL_STATE_NUMBERS",
+    "ApplicationRun",
     "ChannelHost",
     "FakeChannel",
     "OriginateRequest",
@@ -78,6 +85,10 @@ class ChannelHost(Protocol):
 
     def channel_ended(self, channel: FakeChannel) -> None: ...
 
+    def media_duration(self, path: str) -> float: ...
+
+    async def run_socket_application(self, channel: FakeChannel, data: str) -> str: ...
+
 
 @dataclass(slots=True)
 class OriginateRequest:
@@ -94,10 +105,27 @@ class OriginateRequest:
 
 
 @dataclass(slots=True)
-class _RunningApp:
+class ApplicationRun:
+    """One application a channel ran: ``uuid`` is its ``Application-UUID``.
+
+    ``response`` is the ``Application-Response`` once it completed;
+    ``interrupted`` tells whether a ``uuid_break``, an unpark or a hangup
+    ended it early.
+    """
+
     name: str
     data: str
     uuid: str
+    response: str | None = None
+    interrupted: bool = False
+
+
+@dataclass(slots=True)
+class _QueuedExecute:
+    name: str
+    data: str
+    uuid: str
+    loops: int = 1
 
 
 class FakeChannel:
@@ -106,6 +134,8 @@ class FakeChannel:
     Read-only to users, except :attr:`variables` (what ``uuid_setvar`` changes).
     ``state`` is the ``Channel-State`` (``CS_*``), ``call_state`` the
     ``Channel-Call-State``; ``hangup_cause`` is set once the channel hangs up.
+    :attr:`applications` lists what ran, :attr:`breaks` each ``uuid_break``
+    (True for ``all``), :attr:`dtmf_sent` the digits sent to the far end.
     """
 
     def __init__(
@@ -115,6 +145,8 @@ class FakeChannel:
         destination: Destination,
         *,
         session_id: int,
+        direction: str = "outbound",
+        destination_number: str | None = None,
     ) -> None:
         self._host = host
         self._factory = host.factory
@@ -133,6 +165,9 @@ class FakeChannel:
             self.destination_number = parts[-1].split("@", 1)[0] if rest else request.dial_path
             self.context = "default"
             self.name = request.dial_path
+        if destination_number is not None:
+            self.destination_number = destination_number
+        self.direction = direction
         self.state = "CS_NEW"
         self._state_number = 0
         self.call_state = "DOWN"
@@ -141,7 +176,30 @@ class FakeChannel:
         self.hangup_cause: str | None = None
         self._hit_dialplan = False
         self._parked = False
-        self._running_app: _RunningApp | None = None
+        self._running: list[ApplicationRun] = []  # innermost last: park nests executes
+        self.applications: list[ApplicationRun] = []
+        self.breaks: list[bool] = []
+        self.dtmf_sent: list[str] = []
+        self._queue: deque[_QueuedExecute] = deque()
+        self._queue_changed = anyio.Event()
+        self._park_scope: anyio.CancelScope | None = None
+        self._unparked = anyio.Event()
+        self._park_requested = False
+        self._session_wakeup = anyio.Event()
+        self._break_pending = False
+        self._media_scope: anyio.CancelScope | None = None
+        self._dtmf: deque[str] = deque()
+        self._dtmf_changed = anyio.Event()
+        self._apps_changed = anyio.Event()
+        self._bridge_partner: FakeChannel | None = None
+        self._bridging = False
+        self._bridge_a_side = False
+        self._other_leg: FakeChannel | None = None
+        self._holders = 0
+        self._hung_up = anyio.Event()
+        self._reported = anyio.Event()
+        self._released = anyio.Event()
+        self._released.set()
         self.last_application: str | None = None
         self._last_application_data = ""
         self._caller_name = (
@@ -164,8 +222,8 @@ class FakeChannel:
         self._progress_media_us = 0
         self._hangup_us = 0
         self.variables: dict[str, str] = {
-            "direction": "outbound",
-            "is_outbound": "true",
+            "direction": direction,
+            **({"is_outbound": "true"} if direction == "outbound" else {}),
             "session_id": str(session_id),
             "read_codec": "PCMU",
             "read_rate": "8000",
@@ -185,7 +243,55 @@ class FakeChannel:
     @property
     def application(self) -> str | None:
         """The application running now (``park``, ...), if any."""
-        return self._running_app.name if self._running_app else None
+        running = self._running_app
+        return running.name if running else None
+
+    @property
+    def _running_app(self) -> ApplicationRun | None:
+        return self._running[-1] if self._running else None
+
+    @property
+    def parked(self) -> bool:
+        return self._parked
+
+    @property
+    def host(self) -> ChannelHost:
+        return self._host
+
+    @property
+    def hung_up(self) -> anyio.Event:
+        """Set when the channel starts hanging up (``CHANNEL_HANGUP``)."""
+        return self._hung_up
+
+    @property
+    def reported(self) -> anyio.Event:
+        """Set once ``CHANNEL_HANGUP_COMPLETE`` was fired."""
+        return self._reported
+
+    @property
+    def bridged_to(self) -> str | None:
+        """The uuid of the channel this one is bridged to, if any."""
+        partner = self._bridge_partner
+        return partner.uuid if partner is not None else None
+
+    @property
+    def queued(self) -> int:
+        """Messages (``sendmsg`` executes) waiting for the channel to run them."""
+        return len(self._queue)
+
+    async def wait_for_application(self, name: str) -> ApplicationRun:
+        """Wait until an application called ``name`` is running (now or later)."""
+        while True:
+            for run in reversed(self._running):
+                if run.name == name:
+                    return run
+            if self._ended.is_set():
+                raise RuntimeError(f"channel {self.uuid} ended without running {name}")
+            await self._apps_changed.wait()
+
+    def _notify_apps(self) -> None:
+        self._apps_changed.set()
+        self._apps_changed = anyio.Event()
 
     @property
     def created_us(self) -> int:
@@ -215,8 +321,8 @@ class FakeChannel:
             ("Channel-State-Number", str(self._state_number)),
             ("Channel-Name", self.name),
             ("Unique-ID", self.uuid),
-            ("Call-Direction", "outbound"),
-            ("Presence-Call-Direction", "outbound"),
+            ("Call-Direction", self.direction),
+            ("Presence-Call-Direction", self.direction),
             ("Channel-HIT-Dialplan", "true" if self._hit_dialplan else "false"),
             ("Channel-Call-UUID", self.uuid),
             ("Answer-State", self._answer_state),
@@ -231,7 +337,16 @@ class FakeChannel:
             ("Channel-Write-Codec-Rate", self.variables.get("write_rate", "8000")),
             ("Channel-Write-Codec-Bit-Rate", "64000"),
         ]
-        headers += self._caller_profile()
+        other = self._other_leg
+        if other is not None:
+            role = "originatee" if self._bridge_a_side else "originator"
+            headers.append(("Other-Type", role))
+            headers += [
+                pair
+                for pair in other.caller_profile("Other-Leg-")
+                if pair[0] != "Other-Leg-Profile-Index"
+            ]
+        headers += self.caller_profile()
         if variables:
             headers += [("variable_" + name, value) for name, value in self.variables.items()]
         return headers
@@ -241,7 +356,7 @@ class FakeChannel:
         running = self._running_app
         return {
             "uuid": self.uuid,
-            "direction": "outbound",
+            "direction": self.direction,
             "created": local_stamp(self._created_us),
             "created_epoch": str(self._created_us // 1_000_000),
             "name": self.name,
@@ -271,7 +386,11 @@ class FakeChannel:
             "initial_context": self.context,
         }
 
-    def _caller_profile(self) -> list[tuple[str, str]]:
+    def caller_profile(self, prefix: str = "Caller-") -> list[tuple[str, str]]:
+        """The caller profile block, with ``Caller-`` (or another prefix) on every name."""
+        return [(prefix + name.removeprefix("Caller-"), value) for name, value in self._profile()]
+
+    def _profile(self) -> list[tuple[str, str]]:
         caller = (self._caller_name, self._caller_number)
         callee = (self._callee_name, self._callee_number)
         # Once the originate completes, the profile shows the callee as the caller.
@@ -279,8 +398,8 @@ class FakeChannel:
             (callee, caller) if self._cid_flipped else (caller, callee)
         )
         return [
-            ("Caller-Direction", "outbound"),
-            ("Caller-Logical-Direction", "outbound"),
+            ("Caller-Direction", self.direction),
+            ("Caller-Logical-Direction", self.direction),
             ("Caller-Dialplan", "xml"),
             ("Caller-Caller-ID-Name", shown_name),
             ("Caller-Caller-ID-Number", shown_number),
@@ -369,12 +488,29 @@ class FakeChannel:
         self._set_running_state("CS_ROUTING")
         self._set_running_state("CS_CONSUME_MEDIA")
 
+    def start_incoming(self) -> None:
+        """Fire the events of a call arriving from the outside, routed to the dialplan."""
+        for name, value in self._request.variables.items():
+            self.variables[name] = value
+        self.variables["sip_call_id"] = f"{new_uuid()}@{self._factory.identity.ipv4}"
+        self._set_running_state("CS_INIT")
+        self.emit("CHANNEL_CREATE")
+        self._set_running_state("CS_ROUTING")
+        self._set_call_state("RINGING")
+        self._hit_dialplan = True
+        self._originated.set()
+
     # --------------------------------------------------- far-end transitions
 
     def _ring(self) -> None:
         self._progress_us = self._factory.clock.now_us()
         self.emit("CHANNEL_PROGRESS")
         self._set_call_state("RINGING")
+
+    def mark_ring_ready(self) -> None:
+        if self._progress_us or self.answered or self.hangup_cause:
+            return
+        self._ring()
 
     def mark_pre_answered(self) -> None:
         if self.answered or self._answer_state == "early" or self.hangup_cause:
@@ -418,6 +554,7 @@ class FakeChannel:
 
         ``CHANNEL_HANGUP`` fires at once, as switch_channel_hangup fires it in
         the caller's thread; the rest of the teardown follows in the channel's task.
+        A bridged partner sees its bridge end and hangs up too, as recorded.
         """
         if self.hangup_cause is not None:
             return False
@@ -426,12 +563,23 @@ class FakeChannel:
         self._state_number = CHANNEL_STATE_NUMBERS["CS_HANGUP"]
         self._answer_state = "hangup"
         self.emit("CHANNEL_HANGUP")
+        self._hung_up.set()
         if not self._originated.is_set():
             self.originate_error = self.hangup_cause
             self._originated.set()
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
+        partner = self._bridge_partner
+        if partner is not None:
+            self._end_bridge()
+            partner.request_hangup("NORMAL_CLEARING")
+        self._wake_waiters()
         return True
+
+    def _wake_waiters(self) -> None:
+        for event in (self._queue_changed, self._dtmf_changed, self._session_wakeup):
+            event.set()
+        self._notify_apps()
 
     # ----------------------------------------------------------- the tasks
 
@@ -445,12 +593,23 @@ class FakeChannel:
                     task_group.start_soon(self._session)
             self._cancel_scope = None
             self._teardown()
+            if not self._released.is_set():
+                # An outbound socket holds the session: DESTROY fires once it let go.
+                await self._released.wait()
+            self._destroy()
         finally:
             self._ended.set()
+            self._notify_apps()
             self._host.channel_ended(self)
 
     async def _far_end(self) -> None:
         destination = self.destination
+        if self.direction == "inbound":
+            # The caller already called; all it can still do is hang up.
+            if destination.hangup_after is not None:
+                await anyio.sleep(destination.hangup_after)
+                self.request_hangup("NORMAL_CLEARING")
+            return
         timeout = self._request.timeout
         delay = destination.answer_after
         if destination.reject_cause is not None:
@@ -479,38 +638,280 @@ class FakeChannel:
         await self._originated.wait()
         if self.hangup_cause is not None:
             return
+        if self.direction == "inbound":
+            self._set_running_state("CS_EXECUTE")
         request = self._request
         await self.execute(request.application, request.application_data)
+        while self.hangup_cause is None:
+            # A fresh event before looking: a wake-up can only come after the look.
+            wakeup = self._session_wakeup = anyio.Event()
+            if self._park_requested:
+                self._park_requested = False
+                await self.execute("park")
+            elif self._bridge_partner is not None or self._bridging:
+                await wakeup.wait()
+            else:
+                break
         # The extension ran out of applications: the session hangs up.
         self.request_hangup("NORMAL_CLEARING")
 
-    async def execute(self, name: str, data: str = "") -> str:
-        """Run one application with its EXECUTE / EXECUTE_COMPLETE events."""
+    async def execute(self, name: str, data: str = "", *, uuid: str | None = None) -> str:
+        """Run one application with its EXECUTE / EXECUTE_COMPLETE events.
+
+        ``uuid`` is its ``Application-UUID`` (a ``sendmsg``'s ``Event-UUID``).
+        """
         app = APPLICATIONS.get(name)
         if app is None:
             # An application the switch does not have ends the call.
             self.request_hangup("DESTINATION_OUT_OF_ORDER")
             await anyio.sleep_forever()
             return "_none_"
-        running = _RunningApp(name, data, new_uuid())
-        self._running_app = running
+        running = ApplicationRun(name, data, uuid or new_uuid())
+        self._running.append(running)
+        self.applications.append(running)
         self.last_application = name
         self._last_application_data = data
         self.variables["current_application"] = name
         if data:
             self.variables["current_application_data"] = data
         self.emit("CHANNEL_EXECUTE", after=self._application_headers(running))
-        response = await app.run(self, data)
-        self._running_app = None
+        self._notify_apps()
+        try:
+            response = await app.run(self, data)
+        except anyio.get_cancelled_exc_class():
+            if self.hangup_cause is None and running in self._running:
+                # Unwound by an unpark (a bridge), not a hangup: report it here.
+                self._running.remove(running)
+                running.interrupted = True
+                self._complete(running, app.interrupted_response)
+            raise
+        if running in self._running:
+            self._running.remove(running)
         self._complete(running, response)
         return response
+
+    # ------------------------------------------------------------ parking
 
     def enter_park(self) -> None:
         self._parked = True
         self.emit("CHANNEL_PARK")
 
+    async def park(self) -> str:
+        """The ``park`` application: run queued messages until the channel leaves park.
+
+        A channel already parked cannot park again (switch_ivr_park refuses a
+        controlled channel): the nested ``park`` returns at once.
+        """
+        if self._parked:
+            return "_none_"
+        self.enter_park()
+        self._unparked = anyio.Event()
+        with anyio.CancelScope() as scope:
+            self._park_scope = scope
+            try:
+                await self._serve_queue()
+            finally:
+                self._park_scope = None
+        self._parked = False
+        self.emit("CHANNEL_UNPARK")
+        self._unparked.set()
+        return "_none_"
+
+    async def _serve_queue(self) -> None:
+        while True:
+            while not self._queue:
+                self._queue_changed = anyio.Event()
+                await self._queue_changed.wait()
+            message = self._queue.popleft()
+            for _ in range(max(1, message.loops)):
+                await self.execute(message.name, message.data, uuid=message.uuid)
+
+    def queue_execute(self, name: str, data: str, uuid: str, *, loops: int = 1) -> None:
+        """A ``sendmsg`` ``execute``: the channel runs it when it gets to its queue."""
+        self._queue.append(_QueuedExecute(name, data, uuid, loops))
+        self._queue_changed.set()
+
+    def unpark(self) -> None:
+        """End the park (and what runs inside it) now; its events follow in the session."""
+        if self._park_scope is not None:
+            self._park_scope.cancel()
+
+    async def leave_park(self) -> None:
+        """End the park, as a transfer to a bridge does, and wait until it ended."""
+        if self._park_scope is None:
+            return
+        self.unpark()
+        await self._unparked.wait()
+
+    def request_park(self) -> None:
+        """``uuid_park``: park now, or once the current application returns."""
+        if self._parked:
+            return
+        partner = self._bridge_partner
+        if partner is not None:
+            self._end_bridge()
+            partner.request_hangup("NORMAL_CLEARING")
+        self._park_requested = True
+        self._session_wakeup.set()
+
+    # ------------------------------------------------------------- media
+
+    def request_break(self, flush: bool = False) -> None:
+        """``uuid_break``: stop the media application running now.
+
+        As in FreeSWITCH the break is a flag: with nothing playing it stays
+        set and stops the next media application at once. ``flush`` (``all``)
+        also drops the queued messages.
+        """
+        self.breaks.append(flush)
+        if flush:
+            self._queue.clear()
+        scope = self._media_scope
+        if scope is not None:
+            scope.cancel()
+        else:
+            self._break_pending = True
+
+    async def play_media(self, seconds: float | None, *, until_dtmf: bool = False) -> str:
+        """Spend ``seconds`` (None: until stopped) playing: ``"played"``, ``"broken"``
+        (``uuid_break``) or, with ``until_dtmf``, ``"digit"`` when the caller pressed one."""
+        if self.consume_break():
+            return "broken"
+        if until_dtmf and self._dtmf:
+            return "digit"
+        with anyio.CancelScope() as scope:
+            self._media_scope = scope
+            try:
+                if until_dtmf:
+                    with anyio.move_on_after(seconds):
+                        await self._next_dtmf_arrival()
+                        return "digit"
+                elif seconds is None:
+                    await anyio.sleep_forever()
+                else:
+                    await anyio.sleep(seconds)
+            finally:
+                self._media_scope = None
+        if scope.cancel_called:
+            self._note_broken()
+            return "broken"
+        return "played"
+
+    def consume_break(self) -> bool:
+        if self._break_pending:
+            self._break_pending = False
+            self._note_broken()
+            return True
+        return False
+
+    def _note_broken(self) -> None:
+        if self._running:
+            self._running[-1].interrupted = True
+
+    # --------------------------------------------------------------- DTMF
+
+    def receive_dtmf(self, digits: str, *, duration_ms: int = 250) -> None:
+        """The caller pressed ``digits``: a DTMF event each, and the digits are buffered."""
+        for digit in digits:
+            self.emit(
+                "DTMF",
+                after=[
+                    ("DTMF-Digit", digit),
+                    ("DTMF-Duration", str(duration_ms * 8)),
+                    ("DTMF-Source", "RTP"),
+                ],
+            )
+            self._dtmf.append(digit)
+        self._dtmf_changed.set()
+
+    async def _next_dtmf_arrival(self) -> None:
+        while not self._dtmf:
+            self._dtmf_changed = anyio.Event()
+            await self._dtmf_changed.wait()
+
+    async def next_dtmf(self, wait: float) -> str | None:
+        """The next buffered digit, waiting up to ``wait`` seconds for one.
+
+        Raises :class:`MediaBroken` if a ``uuid_break`` arrives meanwhile.
+        """
+        if self.consume_break():
+            raise MediaBroken
+        with anyio.CancelScope() as scope:
+            self._media_scope = scope
+            try:
+                with anyio.move_on_after(wait):
+                    await self._next_dtmf_arrival()
+            finally:
+                self._media_scope = None
+        if scope.cancel_called:
+            self._note_broken()
+            raise MediaBroken
+        return self._dtmf.popleft() if self._dtmf else None
+
+    # ------------------------------------------------------------- bridging
+
+    async def bridge_with(self, other: FakeChannel) -> None:
+        """``uuid_bridge self other``: both leave park, then this (A) leg fires CHANNEL_BRIDGE."""
+        legs = (self, other)
+        for leg in legs:
+            leg._bridging = True
+        try:
+            await self.leave_park()
+            await other.leave_park()
+        finally:
+            for leg in legs:
+                leg._bridging = False
+                leg._session_wakeup.set()
+        if self.hangup_cause is not None or other.hangup_cause is not None:
+            return
+        for leg, peer, a_side in ((self, other, True), (other, self, False)):
+            leg._other_leg = peer
+            leg._bridge_a_side = a_side
+            leg.variables["bridge_uuid"] = peer.uuid
+            leg.variables["bridge_channel"] = peer.name
+            leg.emit(
+                "CHANNEL_EXECUTE",
+                after=[("Application", "uuid_bridge"), ("Application-Data", peer.uuid)],
+            )
+        self._bridge_partner = other
+        other._bridge_partner = self
+        for leg in (self, other):
+            leg._set_running_state("CS_EXCHANGE_MEDIA")
+        self.emit(
+            "CHANNEL_BRIDGE",
+            before=[("Bridge-A-Unique-ID", self.uuid), ("Bridge-B-Unique-ID", other.uuid)],
+        )
+
+    def _end_bridge(self) -> None:
+        partner = self._bridge_partner
+        if partner is None:
+            return
+        a_leg, b_leg = (self, partner) if self._bridge_a_side else (partner, self)
+        self._bridge_partner = None
+        partner._bridge_partner = None
+        a_leg.emit(
+            "CHANNEL_UNBRIDGE",
+            before=[("Bridge-A-Unique-ID", a_leg.uuid), ("Bridge-B-Unique-ID", b_leg.uuid)],
+        )
+        for leg in (self, partner):
+            leg._session_wakeup.set()
+
+    # ------------------------------------------------------------ holders
+
+    def hold(self) -> None:
+        """An outbound socket controls the session: CHANNEL_DESTROY waits for it."""
+        self._holders += 1
+        self._released = anyio.Event()
+
+    def release(self) -> None:
+        self._holders = max(0, self._holders - 1)
+        if not self._holders:
+            self._released.set()
+
+    # ------------------------------------------------------------ events
+
     def _application_headers(
-        self, running: _RunningApp, response: str | None = None
+        self, running: ApplicationRun, response: str | None = None
     ) -> list[tuple[str, str]]:
         headers = [("Application", running.name)]
         if running.data:
@@ -520,18 +921,26 @@ class FakeChannel:
         headers.append(("Application-UUID", running.uuid))
         return headers
 
-    def _complete(self, running: _RunningApp, response: str) -> None:
+    def _complete(self, running: ApplicationRun, response: str) -> None:
+        running.response = response
         self.variables["current_application_response"] = response
         self.emit("CHANNEL_EXECUTE_COMPLETE", after=self._application_headers(running, response))
+        self._notify_apps()
 
     def _teardown(self) -> None:
         cause = self.hangup_cause or "NORMAL_CLEARING"
+        # The innermost application returns first; then the park loop notices.
+        while len(self._running) > 1:
+            inner = self._running.pop()
+            inner.interrupted = True
+            app = APPLICATIONS.get(inner.name)
+            self._complete(inner, app.interrupted_response if app else "_none_")
         if self._parked:
             self._parked = False
             self.emit("CHANNEL_UNPARK")
         running = self._running_app
         if running is not None:
-            self._running_app = None
+            self._running.clear()
             app = APPLICATIONS.get(running.name)
             self._complete(running, app.interrupted_response if app else "_none_")
         self._set_running_state("CS_HANGUP")
@@ -544,6 +953,10 @@ class FakeChannel:
             before=[("Hangup-Cause", cause), ("Hangup-Cause", cause)],
             hangup_cause=False,
         )
+        self._reported.set()
+        self._notify_apps()
+
+    def _destroy(self) -> None:
         self._state_number = CHANNEL_STATE_NUMBERS["CS_DESTROY"]
         self.emit("CHANNEL_DESTROY")
         self._set_running_state("CS_DESTROY")

@@ -80,7 +80,22 @@ class _BlobItem:
         self.epoch = epoch
 
 
-_Item = _EventItem | _LogItem | _BlobItem
+class _RawItem:
+    """A frame written in order with the events (disconnect notices), maybe the last one."""
+
+    __slots__ = ("close_after", "data")
+
+    def __init__(self, data: bytes, close_after: bool) -> None:
+        self.data = data
+        self.close_after = close_after
+
+
+_Item = _EventItem | _LogItem | _BlobItem | _RawItem
+
+
+def _closes(item: _Item) -> bool:
+    return isinstance(item, _RawItem) and item.close_after
+
 
 # Bursts queued but not yet written, per connection: bounds a blast's memory.
 _BLOB_CREDITS: Final = 4
@@ -88,6 +103,9 @@ _BLOB_CREDITS: Final = 4
 
 class Connection:
     """A client of the fake switch, from the greeting to the socket close."""
+
+    # What the switch says first: inbound clients are asked to authenticate.
+    greeting: bytes = AUTH_REQUEST
 
     def __init__(self, host: FakeFreeSWITCH, stream: anyio.abc.SocketStream) -> None:
         self._host = host
@@ -115,7 +133,8 @@ class Connection:
                 async with anyio.create_task_group() as task_group:
                     task_group.start_soon(self._writer)
                     try:
-                        await self._stream.send(AUTH_REQUEST)
+                        if self.greeting:
+                            await self._stream.send(self.greeting)
                         await self._command_loop()
                     except (*_TRANSPORT_ERRORS, RemoteProtocolError):
                         # A lost client, or one that sent an oversized command: drop it.
@@ -155,6 +174,12 @@ class Connection:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._blob_credits.release()
 
+    def offer_frame(self, data: bytes, *, close_after: bool = False) -> None:
+        """Queue a frame behind the events already queued; ``close_after`` ends the connection
+        once it is written."""
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._outbox.send_nowait(_RawItem(data, close_after))
+
     def offer_log(self, level: int, frame: bytes) -> None:
         if self.log_level is None or level > self.log_level:
             return
@@ -171,7 +196,8 @@ class Connection:
         try:
             async for first in inbox:
                 batch = [first]
-                while len(batch) < _BATCH_ITEMS:
+                # Nothing is written after a closing frame.
+                while len(batch) < _BATCH_ITEMS and not _closes(batch[-1]):
                     try:
                         batch.append(inbox.receive_nowait())
                     except anyio.WouldBlock:
@@ -183,6 +209,9 @@ class Connection:
                 for item in batch:
                     if isinstance(item, _BlobItem):
                         self._blob_credits.release()
+                if _closes(batch[-1]):
+                    self._scope.cancel()
+                    return
         except _TRANSPORT_ERRORS:
             self._scope.cancel()
 
@@ -193,6 +222,8 @@ class Connection:
             return item.outgoing.frame(self.subscription.format)
         if isinstance(item, _BlobItem):
             return item.data if item.epoch == self._event_epoch else b""
+        if isinstance(item, _RawItem):
+            return item.data
         return item.frame if item.epoch == self._log_epoch else b""
 
     # ------------------------------------------------------------ commands

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..protocol import encode_frame
+from collections.abc import Iterable
+
+from ..protocol import encode_frame, url_encode
 
 __all__ = [
     "AUTH_REQUEST",
@@ -10,7 +12,10 @@ __all__ = [
     "GOODBYE",
     "api_response",
     "command_reply",
+    "connect_reply",
+    "linger_notice",
     "log_data",
+    "session_disconnect_notice",
 ]
 
 AUTH_REQUEST = b"Content-Type: auth/request\n\n"
@@ -61,4 +66,48 @@ def log_data(
             ("User-Data", user_data),
         ],
         data,
+    )
+
+
+def connect_reply(channel_data: Iterable[tuple[str, str]], *, mode: str, control: str) -> bytes:
+    """The outbound ``connect`` reply: a command/reply whose headers are the channel data.
+
+    As recorded, every value is URL-encoded (``Reply-Text: %2BOK%0A``) and
+    ``Content-Type``/``Reply-Text``/``Socket-Mode``/``Control`` come last.
+    """
+    headers = [
+        *channel_data,
+        ("Content-Type", "command/reply"),
+        ("Reply-Text", "+OK\n"),
+        ("Socket-Mode", mode),
+        ("Control", control),
+    ]
+    lines = "".join(f"{name}: {url_encode(value)}\n" for name, value in headers)
+    return (lines + "\n").encode("utf-8")
+
+
+def linger_notice(uuid: str, channel_name: str, linger_time: int) -> bytes:
+    """What an outbound socket gets after the hangup when it asked to linger."""
+    return encode_frame(
+        [
+            ("Content-Type", "text/disconnect-notice"),
+            ("Controlled-Session-UUID", uuid),
+            ("Content-Disposition", "linger"),
+            ("Channel-Name", channel_name),
+            ("Linger-Time", str(linger_time)),
+            ("Content-Length", "0"),
+        ]
+    )
+
+
+def session_disconnect_notice(uuid: str) -> bytes:
+    """The last frame of an outbound socket (after ``exit``, a hangup or the linger time)."""
+    return encode_frame(
+        [
+            ("Content-Type", "text/disconnect-notice"),
+            ("Controlled-Session-UUID", uuid),
+            ("Content-Disposition", "disconnect"),
+            ("Content-Length", str(len(GOODBYE))),
+        ],
+        GOODBYE.encode(),
     )

@@ -1,4 +1,8 @@
-"""FakeFreeSWITCH: an inbound Event Socket server with simulated channels."""
+"""FakeFreeSWITCH: an Event Socket server with simulated channels.
+
+It serves inbound clients on its port, and connects to outbound servers for
+calls routed to a ``socket`` (:meth:`FakeFreeSWITCH.call_socket`).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from ._command_reader import Command
 from ._connection import Connection, parse_log_level
 from ._destinations import Destination
 from ._event_factory import SITES, EventFactory, SwitchClock, SwitchIdentity, new_uuid
+from ._outbound_socket import OutboundSocket
 from ._replies import log_data
 from ._wire import OutgoingEvent
 
@@ -65,6 +70,8 @@ class FakeFreeSWITCH:
             "domain": self.identity.ipv4,
         }
         self._destinations: dict[str, Destination] = {}
+        self._media_durations: dict[str, float] = {}
+        self.default_media_duration = 1.0
         self._apis: dict[str, ApiHandler] = {}
         self._connections: list[Connection] = []
         self._channels: dict[str, FakeChannel] = {}
@@ -133,6 +140,23 @@ class FakeFreeSWITCH:
             raise ValueError("an api name is one word")
         self._apis[name] = handler
 
+    def set_media_duration(self, path: str, seconds: float) -> None:
+        """How long playing ``path`` (a file, a stream, or an ``fnmatch`` pattern such as
+        ``ivr/*``) takes; ``say:<arguments>`` sets the ``say`` application's. Anything
+        not set takes :attr:`default_media_duration` (1 s)."""
+        if seconds < 0:
+            raise ValueError("a duration is not negative")
+        self._media_durations[path] = seconds
+
+    def media_duration(self, path: str) -> float:
+        found = self._media_durations.get(path)
+        if found is not None:
+            return found
+        for pattern, seconds in self._media_durations.items():
+            if fnmatch.fnmatchcase(path, pattern):
+                return seconds
+        return self.default_media_duration
+
     def destination_for(self, dial_path: str) -> Destination | None:
         found = self._destinations.get(dial_path)
         if found is not None:
@@ -179,6 +203,105 @@ class FakeFreeSWITCH:
     def channel_ended(self, channel: FakeChannel) -> None:
         if self._channels.get(channel.uuid) is channel:
             del self._channels[channel.uuid]
+
+    # ------------------------------------------------------- outbound mode
+
+    async def call_socket(
+        self,
+        address: tuple[str, int],
+        *,
+        caller_id_name: str = "Alice",
+        caller_id_number: str = "1000",
+        destination_number: str = "9000",
+        variables: Mapping[str, str] | None = None,
+        hangup_after: float | None = None,
+        mode: str = "async full",
+    ) -> FakeChannel:
+        """A call comes in and the dialplan sends it to an outbound socket.
+
+        The new (inbound) channel runs ``socket <host>:<port> async full``: the
+        fake connects to ``address`` and speaks outbound ESL there, as the
+        recorded outbound sessions do. ``hangup_after``: the caller hangs up
+        that many seconds after calling. Returns once the socket application
+        started (connected, or failed to: then the call goes on without it).
+        """
+        host, port = address
+        request = OriginateRequest(
+            dial_path=f"sofia/internal/{caller_id_number}@{self.identity.ipv4}",
+            variables=dict(variables or {}),
+            application="socket",
+            application_data=f"{host}:{port} {mode}".strip(),
+            caller_id_name=caller_id_name,
+            caller_id_number=caller_id_number,
+        )
+        self._session_count += 1
+        channel = FakeChannel(
+            self,
+            request,
+            Destination(answer_after=None, hangup_after=hangup_after),
+            session_id=self._session_count,
+            direction="inbound",
+            destination_number=destination_number,
+        )
+        self._channels[channel.uuid] = channel
+        self._history.append(channel)
+        self._peak_sessions = max(self._peak_sessions, len(self._channels))
+        channel.start_incoming()
+        self._require_task_group().start_soon(channel.run, name=f"fake call {channel.uuid}")
+        await channel.wait_for_application("socket")
+        return channel
+
+    async def run_socket_application(self, channel: FakeChannel, data: str) -> str:
+        """The ``socket`` application: connect, then (async mode) park until the socket goes."""
+        words = data.split()
+        target = words[0] if words else ""
+        address, _, port_text = target.rpartition(":")
+        channel.variables["socket_host"] = address
+        try:
+            stream = await anyio.connect_tcp(address, int(port_text))
+        except (OSError, ValueError):
+            # FreeSWITCH logs "Socket Error!" and the dialplan goes on.
+            return "_none_"
+        socket = OutboundSocket(
+            self,
+            stream,
+            channel,
+            mode="async" if "async" in words[1:] else "static",
+            control="full" if "full" in words[1:] else "single-channel",
+        )
+        channel.hold()
+        self._connections.append(socket)
+        self._notify_connections()
+        self._require_task_group().start_soon(self._run_socket, socket, channel)
+        async with anyio.create_task_group() as watch:
+
+            async def unpark_when_closed() -> None:
+                await socket.closed.wait()
+                channel.unpark()
+
+            watch.start_soon(unpark_when_closed)
+            await socket.connected.wait()
+            if not socket.closed.is_set():
+                # mod_event_socket polls for the connect every few ms before it parks.
+                await anyio.sleep(0.01)
+                await channel.park()
+            watch.cancel_scope.cancel()
+        return "_none_"
+
+    async def _run_socket(self, socket: OutboundSocket, channel: FakeChannel) -> None:
+        try:
+            await socket.run()
+        finally:
+            channel.release()
+
+    def send_dtmf(self, uuid: str, digits: str, *, duration_ms: int = 250) -> None:
+        """The caller on ``uuid`` presses ``digits``: DTMF events, and digits to collect."""
+        channel = self._channels.get(uuid)
+        if channel is None:
+            raise KeyError(f"no such channel: {uuid}")
+        if not digits or any(digit not in "0123456789*#ABCDabcd" for digit in digits):
+            raise ValueError(f"not DTMF digits: {digits!r}")
+        channel.receive_dtmf(digits, duration_ms=duration_ms)
 
     # -------------------------------------------------------------- events
 
@@ -374,8 +497,20 @@ class FakeFreeSWITCH:
         channel = self._channels.get(uuid)
         if channel is None:
             return f"-ERR invalid session id [{uuid}]"
-        if (command.header("call-command") or "").lower() == "hangup":
+        call_command = (command.header("call-command") or "").lower()
+        if call_command == "hangup":
             channel.request_hangup(command.header("hangup-cause") or "NORMAL_CLEARING")
+        elif call_command == "execute":
+            argument = command.header("execute-app-arg")
+            if argument is None and command.body:
+                argument = command.body
+            loops = command.header("loops") or "1"
+            channel.queue_execute(
+                command.header("execute-app-name") or "",
+                argument or "",
+                command.header("Event-UUID") or new_uuid(),
+                loops=int(loops) if loops.isdigit() else 1,
+            )
         return "+OK"
 
     def _require_task_group(self) -> anyio.abc.TaskGroup:

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of genesis_trio against Genesis (run ``python -m benchmarks.run``)."""

@@ -1,0 +1,179 @@
+"""The genesis_trio side of the benchmarks: one sample per process, JSON on stdout.
+
+Usage: ``python -m benchmarks.ours consumer --format plain --names A,B --port P``
+(normally started by :mod:`benchmarks.run`). Runs on trio unless
+``--backend asyncio``. ``--event-hook module:attr`` installs a callable
+``(Event) -> None`` with ``ESLConnection.add_event_hook`` (``noop`` for a
+do-nothing hook), so the cost of per-event instrumentation can be measured by
+rerunning the same benchmark with and without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+import genesis_trio
+from genesis_trio import Consumer, Event, EventFormat, Inbound
+
+PASSWORD = "ClueCon"
+EventHook = Callable[[Event], None]
+
+
+class Counter:
+    """Counts events reaching the handler; stamps the first and the last."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.cpu_first = 0.0
+        self.cpu_last = 0.0
+        self.done = anyio.Event()
+
+    def hit(self) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.first = time.perf_counter()
+            self.cpu_first = time.process_time()
+        if self.count == self.target:
+            self.last = time.perf_counter()
+            self.cpu_last = time.process_time()
+            self.done.set()
+
+    async def handler(self, event: Event) -> None:
+        self.hit()
+
+    def sample(self) -> dict[str, Any]:
+        seconds = self.last - self.first
+        return {
+            "count": self.count,
+            "seconds": seconds,
+            "rate": (self.count - 1) / seconds,
+            "cpu": (self.cpu_last - self.cpu_first) / seconds,
+        }
+
+
+def _noop_hook(event: Event) -> None:
+    pass
+
+
+def load_hook(spec: str | None) -> EventHook | None:
+    if not spec:
+        return None
+    if spec == "noop":
+        return _noop_hook
+    module_name, _, attribute = spec.partition(":")
+    hook: EventHook = getattr(importlib.import_module(module_name), attribute)
+    return hook
+
+
+async def bench_consumer(
+    port: int,
+    event_format: EventFormat,
+    names: list[str],
+    events: int,
+    hook: EventHook | None,
+    *,
+    concurrent: bool,
+) -> dict[str, Any]:
+    counter = Counter(events)
+    app = Consumer("127.0.0.1", port, PASSWORD, event_format=event_format, concurrent=concurrent)
+    for name in names:
+        app.handle(name)(counter.handler)
+    async with anyio.create_task_group() as tg:
+        client: Inbound = await tg.start(app.serve)
+        if hook is not None:
+            client.connection.add_event_hook(hook)
+        await counter.done.wait()
+        tg.cancel_scope.cancel()
+    return counter.sample()
+
+
+async def bench_raw(
+    port: int, event_format: EventFormat, events: int, hook: EventHook | None
+) -> dict[str, Any]:
+    counter = Counter(events)
+    async with Inbound("127.0.0.1", port, PASSWORD) as client:
+        if hook is not None:
+            client.connection.add_event_hook(hook)
+        async with client.subscribe(request=False) as subscription:
+            await client.events("ALL", event_format=event_format)
+            async for _event in subscription:
+                counter.hit()
+                if counter.count == events:
+                    break
+    return counter.sample()
+
+
+async def bench_api(port: int, calls: int, concurrency: int) -> dict[str, Any]:
+    async with Inbound("127.0.0.1", port, PASSWORD) as client:
+        await client.api("status")  # warm the path once, outside the clock
+
+        async def worker(count: int) -> None:
+            for _ in range(count):
+                await client.api("status")
+
+        shares = [calls // concurrency + (i < calls % concurrency) for i in range(concurrency)]
+        cpu = time.process_time()
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for share in shares:
+                tg.start_soon(worker, share)
+        seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+    return {"count": calls, "seconds": seconds, "rate": calls / seconds, "cpu": cpu / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="genesis_trio side of the benchmarks")
+    parser.add_argument("bench", choices=["consumer", "raw", "api-seq", "api-conc"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--format", dest="event_format", choices=["plain", "json"])
+    parser.add_argument("--names", default="", help="comma-separated handler event names")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--event-hook", help="'noop' or module:attr, an (Event) -> None")
+    parser.add_argument("--backend", choices=["trio", "asyncio"], default="trio")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="Consumer(concurrent=False): one in-order worker per handler, no task per event",
+    )
+    args = parser.parse_args()
+    hook = load_hook(args.event_hook)
+    fmt: EventFormat = "json" if args.event_format == "json" else "plain"
+
+    job: Callable[[], Awaitable[dict[str, Any]]]
+    if args.bench == "consumer":
+        names = [n for n in args.names.split(",") if n]
+        concurrent = not args.sequential
+        job = lambda: bench_consumer(  # noqa: E731
+            args.port, fmt, names, args.events, hook, concurrent=concurrent
+        )
+    elif args.bench == "raw":
+        job = lambda: bench_raw(args.port, fmt, args.events, hook)  # noqa: E731
+    else:
+        concurrency = 1 if args.bench == "api-seq" else args.concurrency
+        job = lambda: bench_api(args.port, args.calls, concurrency)  # noqa: E731
+
+    async def bounded() -> dict[str, Any]:
+        with anyio.fail_after(args.timeout):
+            return await job()
+
+    result = anyio.run(bounded, backend=args.backend)
+    result["library"] = f"genesis_trio {genesis_trio.__version__} ({args.backend})"
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""A channel's state as its events tell it: applied in event order, never polled."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+from .protocol import Event
+from .protocol._headers import header_int
+
+__all__ = [
+    "HANGUP_EVENTS",
+    "MILESTONE_EVENTS",
+    "ChannelState",
+    "ChannelStatus",
+    "is_hangup",
+]
+
+
+class ChannelState(enum.IntEnum):
+    """FreeSWITCH's ``Channel-State`` (``CS_*``); values are ``Channel-State-Number``."""
+
+    NEW = 0
+    INIT = 1
+    ROUTING = 2
+    SOFT_EXECUTE = 3
+    EXECUTE = 4
+    EXCHANGE_MEDIA = 5
+    PARK = 6
+    CONSUME_MEDIA = 7
+    HIBERNATE = 8
+    RESET = 9
+    HANGUP = 10
+    REPORTING = 11
+    DESTROY = 12
+    NONE = 13
+
+    @classmethod
+    def from_freeswitch(cls, name: str) -> ChannelState | None:
+        """``"CS_EXECUTE"`` (or ``"EXECUTE"``) -> ``EXECUTE``; None for an unknown name."""
+        return cls.__members__.get(name.removeprefix("CS_"))
+
+    @property
+    def freeswitch_name(self) -> str:
+        return "CS_" + self.name
+
+    @property
+    def ended(self) -> bool:
+        """HANGUP, REPORTING or DESTROY: the channel is gone or going."""
+        return ChannelState.HANGUP <= self <= ChannelState.DESTROY
+
+
+HANGUP_EVENTS = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
+
+# Events that happen at most once in a channel's life: a wait for one that
+# already happened returns it at once instead of waiting for a second one.
+MILESTONE_EVENTS = frozenset(
+    {
+        "CHANNEL_CREATE",
+        "CHANNEL_PROGRESS",
+        "CHANNEL_PROGRESS_MEDIA",
+        "CHANNEL_ANSWER",
+        *HANGUP_EVENTS,
+    }
+)
+
+_ENDED_STATES = frozenset(("CS_HANGUP", "CS_REPORTING", "CS_DESTROY"))
+
+
+def is_hangup(event: Event) -> bool:
+    """Does this event of a channel say the channel has hung up?"""
+    return (
+        event.get("Event-Name") in HANGUP_EVENTS
+        or event.get("Answer-State") == "hangup"
+        or event.get("Channel-State") in _ENDED_STATES
+    )
+
+
+class ChannelStatus:
+    """What the events of one channel said so far.
+
+    Fed synchronously by the connection's reader, in the order FreeSWITCH sent
+    the events, so it is already current when any waiter wakes up.
+    """
+
+    __slots__ = (
+        "answer_state",
+        "answered",
+        "bridged_to",
+        "call_state",
+        "data",
+        "events_seen",
+        "hangup_cause",
+        "hangup_cause_q850",
+        "hung_up",
+        "milestones",
+        "park_event",
+        "state",
+        "uuid",
+    )
+
+    def __init__(self, uuid: str) -> None:
+        self.uuid = uuid
+        self.state = ChannelState.NEW
+        self.call_state: str | None = None
+        self.answer_state: str | None = None
+        self.answered = False
+        self.bridged_to: str | None = None
+        self.hung_up = False
+        self.hangup_cause: str | None = None
+        self.hangup_cause_q850: int | None = None
+        self.milestones: dict[str, Event] = {}
+        self.park_event: Event | None = None  # the CHANNEL_PARK of the park we are in
+        self.data: dict[str, str] = {}
+        self.events_seen = 0
+
+    def apply(self, event: Event) -> None:
+        """Apply one event whose ``Unique-ID`` is this channel."""
+        self.events_seen += 1
+        headers = event.headers._first
+        name = headers.get("Event-Name")
+        self._apply_headers(headers)
+        if name is None:
+            return
+        if name in MILESTONE_EVENTS:
+            self.milestones.setdefault(name, event)
+        if name == "CHANNEL_ANSWER":
+            self.answered = True
+        elif name == "CHANNEL_BRIDGE":
+            self.bridged_to = _other_leg(headers, self.uuid)
+        elif name == "CHANNEL_UNBRIDGE":
+            self.bridged_to = None
+        elif name == "CHANNEL_PARK":
+            self.park_event = event
+        elif name == "CHANNEL_UNPARK":
+            self.park_event = None
+        elif name == "CHANNEL_DESTROY":
+            self.state = ChannelState.DESTROY
+
+    def apply_peer_bridge(self, event: Event) -> None:
+        """A CHANNEL_(UN)BRIDGE fired on the other leg, naming this one as its B leg."""
+        headers = event.headers._first
+        if headers.get("Event-Name") == "CHANNEL_BRIDGE":
+            self.bridged_to = headers.get("Bridge-A-Unique-ID")
+        else:
+            self.bridged_to = None
+
+    def apply_snapshot(self, headers: Mapping[str, str]) -> None:
+        """Channel data read once (``connect`` reply, ``uuid_dump``).
+
+        Events seen since tracking began are newer than any snapshot fetched
+        meanwhile, so a snapshot only fills what no event has said yet.
+        """
+        if self.events_seen:
+            for key, value in headers.items():
+                self.data.setdefault(key, value)
+            if not self.hung_up and headers.get("Answer-State") == "hangup":
+                self._mark_hung_up(headers.get("Hangup-Cause"))
+            return
+        self._apply_headers(headers)
+
+    def mark_gone(self, cause: str | None = None) -> None:
+        """The channel ended without (further) events saying so (socket closed by the switch)."""
+        if not self.hung_up:
+            self._mark_hung_up(cause)
+
+    def _apply_headers(self, headers: Mapping[str, str]) -> None:
+        self.data.update(headers)
+        state_name = headers.get("Channel-State")
+        if state_name is not None:
+            state = ChannelState.from_freeswitch(state_name)
+            if state is not None:
+                self.state = state
+        call_state = headers.get("Channel-Call-State")
+        if call_state is not None:
+            self.call_state = call_state
+        answer_state = headers.get("Answer-State")
+        if answer_state is not None:
+            self.answer_state = answer_state
+            if answer_state == "answered":
+                self.answered = True
+        if (
+            headers.get("Answer-State") == "hangup"
+            or state_name in _ENDED_STATES
+            or headers.get("Event-Name") in HANGUP_EVENTS
+        ):
+            self._mark_hung_up(headers.get("Hangup-Cause"))
+
+    def _mark_hung_up(self, cause: str | None) -> None:
+        self.hung_up = True
+        self.bridged_to = None
+        self.park_event = None
+        if cause and self.hangup_cause is None:
+            self.hangup_cause = cause
+        if self.hangup_cause_q850 is None:
+            self.hangup_cause_q850 = header_int(self.data.get("variable_hangup_cause_q850"))
+
+
+def _other_leg(headers: Mapping[str, str], uuid: str) -> str | None:
+    a_leg = headers.get("Bridge-A-Unique-ID")
+    b_leg = headers.get("Bridge-B-Unique-ID")
+    if a_leg == uuid:
+        return b_leg
+    if b_leg == uuid:
+        return a_leg
+    return headers.get("Other-Leg-Unique-ID")

@@ -1,0 +1,147 @@
+"""Outbound: the server FreeSWITCH's ``socket`` application connects to, one Session per call."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute, TaskStatus
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from . import tracing
+from ._exceptions import GenesisError
+from ._session import Session
+from ._stream import ESLConnection
+from ._util import logger
+from .protocol import EventFormat
+
+__all__ = ["Outbound", "OutboundHandler"]
+
+OutboundHandler = Callable[[Session], Awaitable[Any]]
+
+
+class Outbound:
+    """An outbound ESL server: every call routed to it runs ``handler(session)``.
+
+    ::
+
+        async def handler(session: Session) -> None:
+            await session.channel.answer()
+            await session.channel.playback("ivr/welcome.wav")
+
+        app = Outbound(handler, "127.0.0.1", 8084)
+        async with anyio.create_task_group() as tg:
+            host, port = await tg.start(app.serve)   # listening now (port 0 works)
+
+    Each connection gets its own task group under the server's: the session's
+    reader, its DTMF handlers and anything started with
+    :meth:`Session.start_soon` live there and end with the call. Before the
+    handler runs the server sends ``connect``, ``myevents`` (``event_format``)
+    and ``linger`` (True: until we leave; an int: seconds); each can be turned
+    off. A handler that raises is logged with the call's uuid and the server
+    carries on. When the handler returns the session says ``exit`` and the
+    socket closes. Cancelling the server closes every session the same way.
+    """
+
+    def __init__(
+        self,
+        handler: OutboundHandler,
+        host: str = "127.0.0.1",
+        port: int = 8084,
+        *,
+        connect: bool = True,
+        myevents: bool = True,
+        event_format: EventFormat = "plain",
+        linger: bool | int = True,
+        setup_timeout: float = 10.0,
+        close_timeout: float = 2.0,
+        max_frame_size: int | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        if linger is not True and linger is not False and int(linger) < 0:
+            raise ValueError("linger seconds must be >= 0")
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.connect = connect
+        self.myevents = myevents
+        self.event_format: EventFormat = event_format
+        self.linger = linger
+        self.setup_timeout = setup_timeout
+        self.close_timeout = close_timeout
+        self._max_frame_size = max_frame_size
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self.address: tuple[str, int] | None = None
+        self.sessions: set[Session] = set()
+
+    def __repr__(self) -> str:
+        where = self.address or (self.host, self.port)
+        return f"<Outbound {where[0]}:{where[1]} sessions={len(self.sessions)}>"
+
+    async def serve(
+        self, *, task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen and serve until cancelled; ``task_status.started`` gets the bound (host, port)."""
+        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
+        async with listener:
+            bound = listener.extra(SocketAttribute.local_address)
+            assert isinstance(bound, tuple)
+            self.address = (str(bound[0]), int(bound[1]))
+            logger.info("outbound server listening on %s:%s", *self.address)
+            async with anyio.create_task_group() as connections:
+                task_status.started(self.address)
+                await listener.serve(self._handle_connection, task_group=connections)
+
+    async def run(self) -> None:
+        """Serve until cancelled (``trio.run(app.run)``)."""
+        await self.serve()
+
+    async def _handle_connection(self, stream: anyio.abc.SocketStream) -> None:
+        peer = stream.extra(SocketAttribute.remote_address, ("", 0))
+        peer_host, peer_port = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
+        telemetry = tracing.ConnectionTelemetry.create(
+            "outbound",
+            tracer_provider=self._tracer_provider,
+            meter_provider=self._meter_provider,
+        )
+        connection = ESLConnection(stream, max_frame_size=self._max_frame_size)
+        if telemetry is not None:
+            telemetry.attach(connection)
+        with tracing.outbound_handle_connection(
+            peer_host, peer_port, connection=connection, tracer_provider=self._tracer_provider
+        ):
+            async with anyio.create_task_group() as call:
+                connection.start(call)
+                session = Session(connection, call)
+                self.sessions.add(session)
+                try:
+                    await self._run_session(session)
+                finally:
+                    self.sessions.discard(session)
+                    await session.aclose(grace=self.close_timeout)
+                    call.cancel_scope.cancel()
+
+    async def _run_session(self, session: Session) -> None:
+        try:
+            with anyio.fail_after(self.setup_timeout):
+                await session.setup(
+                    connect=self.connect,
+                    myevents=self.myevents,
+                    event_format=self.event_format,
+                    linger=self.linger,
+                )
+        except (GenesisError, TimeoutError) as exc:
+            logger.warning("outbound session setup failed: %s", exc)
+            return
+        try:
+            await self.handler(session)
+        except* Exception as failures:
+            # Cancellation is not an Exception: except* lets it through untouched.
+            uuid = session.uuid if session.connected else "unknown"
+            for failure in failures.exceptions:
+                logger.error("outbound handler failed for call %s", uuid, exc_info=failure)

@@ -1,0 +1,123 @@
+"""FreeSWITCH's end of an outbound socket: the ``socket`` application connected to an app.
+
+It behaves as ``outbound_session_plain`` / ``outbound_session_json`` show: no
+greeting; ``connect`` answers with the channel data as a command/reply;
+``myevents`` / ``linger`` / ``sendmsg`` without a uuid act on the call; after
+the hangup a lingering socket gets the last events, then a ``linger``
+disconnect notice, and keeps the socket until ``exit`` (or the linger time);
+without linger the goodbye comes at the hangup. ``CHANNEL_DESTROY`` never
+reaches the socket: the channel fires it once the socket let go of it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+
+from ._command_reader import Command
+from ._connection import Connection
+from ._event_factory import SITES
+from ._replies import command_reply, connect_reply, linger_notice, session_disconnect_notice
+
+if TYPE_CHECKING:
+    from ._channels import FakeChannel
+    from ._server import FakeFreeSWITCH
+
+__all__ = ["OutboundSocket"]
+
+_FORMATS = ("plain", "json", "xml")
+
+
+class OutboundSocket(Connection):
+    """One outbound socket session, from the TCP connect to the goodbye."""
+
+    greeting = b""
+
+    def __init__(
+        self,
+        host: FakeFreeSWITCH,
+        stream: anyio.abc.SocketStream,
+        channel: FakeChannel,
+        *,
+        mode: str = "async",
+        control: str = "full",
+    ) -> None:
+        super().__init__(host, stream)
+        self.channel = channel
+        self.mode = mode
+        self.control = control
+        # An outbound socket needs no auth: it is the switch that connected.
+        self.authenticated = True
+        self.connected = anyio.Event()
+        self.closed = anyio.Event()
+        self.linger: int | None = None  # None: no linger; -1: until exit; else seconds
+        self.diverting = False
+        self.exited = False
+
+    async def run(self) -> None:
+        try:
+            async with anyio.create_task_group() as watcher:
+                watcher.start_soon(self._follow_the_call)
+                try:
+                    await super().run()
+                finally:
+                    watcher.cancel_scope.cancel()
+        finally:
+            self.connected.set()
+            self.closed.set()
+
+    async def _follow_the_call(self) -> None:
+        channel = self.channel
+        await channel.hung_up.wait()
+        if self.linger is None:
+            self.offer_frame(session_disconnect_notice(channel.uuid), close_after=True)
+            return
+        await channel.reported.wait()
+        linger = self.linger
+        self.offer_frame(linger_notice(channel.uuid, channel.name, linger))
+        if linger >= 0:
+            await anyio.sleep(linger)
+            self.offer_frame(session_disconnect_notice(channel.uuid), close_after=True)
+
+    async def _handle(self, command: Command) -> bool:
+        verb, _, rest = command.line.partition(" ")
+        verb = verb.lower()
+        rest = rest.strip()
+        channel = self.channel
+        if verb == "exit":
+            self.exited = True
+            await self._stream.send(
+                command_reply("+OK bye") + session_disconnect_notice(channel.uuid)
+            )
+            return False
+        if verb == "connect":
+            data = [
+                *self._host.factory.standard_headers("CHANNEL_DATA", SITES["CHANNEL_DATA"]),
+                *channel.caller_profile("Channel-"),
+                *channel.channel_data(),
+            ]
+            await self._stream.send(connect_reply(data, mode=self.mode, control=self.control))
+            self.connected.set()
+        elif verb == "myevents" and (not rest or rest.lower() in _FORMATS):
+            await self._reply(self.subscription.myevents(channel.uuid, rest or None))
+        elif verb == "linger":
+            seconds = int(rest) if rest.isdigit() else None
+            self.linger = -1 if seconds is None else seconds
+            suffix = "" if seconds is None else f" {seconds} seconds"
+            await self._reply(f"+OK will linger{suffix}")
+        elif verb == "nolinger":
+            self.linger = None
+            await self._reply("+OK will not linger")
+        elif verb == "resume":
+            channel.variables["socket_resume"] = "true"
+            await self._reply("+OK")
+        elif verb == "divert_events":
+            self.diverting = rest.lower() == "on"
+            await self._reply(f"+OK events {'' if self.diverting else 'not '}diverted")
+        elif verb == "sendmsg":
+            await self._reply(self._host._sendmsg(command, rest or channel.uuid))
+        else:
+            return await super()._handle(command)
+        return True

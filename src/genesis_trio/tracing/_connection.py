@@ -1,0 +1,304 @@
+"""Per-connection telemetry: ``send_command`` and ``process_event`` spans, lifecycle hooks.
+
+Created once when a connection starts, and only when something would record
+(an SDK tracer or meter provider): an unobserved connection carries
+``telemetry = None`` and pays one attribute check per command and nothing per
+event (no hook is registered at all).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Status, StatusCode
+
+from .._exceptions import ConnectionLost
+from .._util import logger
+from ..protocol import ApiResponse, CommandReply, Event
+from . import _names as n
+from ._attributes import event_attributes, span_attribute_limit
+from ._correlation import CallTraces
+from ._custom import CUSTOM_SUBCLASSES, CustomProcessor
+from ._lifecycle import LIFECYCLE_EVENTS, LifecycleProcessor
+from ._metrics import Instruments, instruments_for
+from ._operations import _is_cancellation
+from ._providers import get_tracer, tracer_records
+
+if TYPE_CHECKING:
+    from .._stream import ESLConnection, EventHandler, Reply
+
+__all__ = ["ConnectionTelemetry", "env_enabled"]
+
+_OFF: Final = frozenset({"0", "false", "no", "off"})
+_API_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_REPLY_LIMIT: Final = 200
+
+
+def env_enabled(variable: str) -> bool:
+    """Processors are on unless the variable says 0 (read at call time, not import)."""
+    return os.environ.get(variable, "1").strip().lower() not in _OFF
+
+
+def command_name(label: str) -> str:
+    """The command verb only: arguments can carry secrets (auth) or caller data."""
+    return label.split(" ", 1)[0] or "unknown"
+
+
+class ConnectionTelemetry:
+    """What one ESL connection records. Build it with :meth:`create`."""
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        tracer: trace.Tracer | None,
+        instruments: Instruments | None,
+        lifecycle: bool,
+        custom: bool,
+        base_context: Context | None = None,
+    ) -> None:
+        self.kind = kind
+        self.tracer = tracer
+        self.instruments = instruments
+        self.lifecycle_enabled = lifecycle
+        self.custom_enabled = custom
+        self._base = base_context if base_context is not None else otel_context.get_current()
+        self._lifecycle = LifecycleProcessor(tracer, instruments) if lifecycle else None
+        self._custom = CustomProcessor(tracer) if custom and tracer is not None else None
+        self._calls = CallTraces()
+        self._open = False
+        self._attribute_limit: int | None = None
+
+    @classmethod
+    def create(
+        cls,
+        kind: str,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> ConnectionTelemetry | None:
+        """Telemetry for a connection starting now, or None when nothing would record.
+
+        Reads the providers (the global ones when not given) and the two
+        environment switches at this moment, so a later SDK set-up or env
+        change applies to the next connection.
+        """
+        tracer: trace.Tracer | None = get_tracer(tracer_provider)
+        if tracer is not None and not tracer_records(tracer):
+            tracer = None
+        instruments = instruments_for(meter_provider)
+        if tracer is None and instruments is None:
+            return None
+        return cls(
+            kind,
+            tracer=tracer,
+            instruments=instruments,
+            lifecycle=env_enabled(n.ENV_LIFECYCLE),
+            custom=env_enabled(n.ENV_CUSTOM),
+        )
+
+    # --- wiring ---------------------------------------------------------------------
+    def attach(self, connection: ESLConnection) -> None:
+        """Install on a connection before it starts reading."""
+        connection.telemetry = self
+        connection.add_event_hook(self.on_event)
+        if self.instruments is not None and not self._open:
+            self._open = True
+            self.instruments.connections_active.add(1, {"type": self.kind})
+
+    def connection_closed(self) -> None:
+        if self.instruments is not None and self._open:
+            self._open = False
+            self.instruments.connections_active.add(-1, {"type": self.kind})
+
+    def bind_call(self, call_uuid: str, context: Context | None = None) -> None:
+        """Parent this call's event spans on ``context`` (default: the current one).
+
+        For an outbound session the call is the reason the connection exists:
+        binding it puts the channel's lifecycle under ``outbound_handle_connection``.
+        """
+        parent = context if context is not None else otel_context.get_current()
+        if trace.get_current_span(parent).get_span_context().is_valid:
+            self._calls.bind(call_uuid, parent)
+
+    def handler_context(self, event: Event) -> AbstractContextManager[object]:
+        """Make the event's call trace current while a handler runs for it.
+
+        Spans a handler starts then join that call's trace; for an event that
+        belongs to no call, the context the connection was opened in.
+        """
+        if self.tracer is None:
+            return nullcontext()
+        headers = event.headers._first
+        call_key = headers.get("Channel-Call-UUID") or headers.get("Unique-ID")
+        parent = self._calls.parent(call_key, headers) if call_key is not None else None
+        return _attached(parent if parent is not None else self._base)
+
+    def wrap_handler(self, handler: EventHandler) -> EventHandler:
+        """``handler`` running under :meth:`handler_context` of each event it gets."""
+
+        async def in_call_context(event: Event) -> None:
+            with self.handler_context(event):
+                result = handler(event)
+                if isinstance(result, Awaitable):
+                    await result
+
+        return in_call_context
+
+    # --- commands ---------------------------------------------------------------------
+    async def traced_command(
+        self,
+        send: Callable[[bytes, str], Awaitable[Reply]],
+        data: bytes,
+        label: str,
+    ) -> Reply:
+        """Run ``send(data, label)`` inside a ``send_command`` span, with metrics."""
+        name = command_name(label)
+        span = None
+        if self.tracer is not None:
+            span = self.tracer.start_span(n.SEND_COMMAND)
+            if span.is_recording():
+                span.set_attribute(n.COMMAND_NAME, name)
+                if name in ("api", "bgapi"):
+                    words = label.split(" ", 2)
+                    if len(words) > 1 and _API_NAME.fullmatch(words[1]):
+                        span.set_attribute("command.api", words[1])
+            else:
+                span.end()
+                span = None
+        instruments = self.instruments
+        labels = {"command": name}
+        started = time.perf_counter()
+        try:
+            reply = await send(data, label)
+        except BaseException as exc:
+            if span is not None:
+                if not _is_cancellation(exc):
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                if isinstance(exc, ConnectionLost) and exc.stage is not None:
+                    span.set_attribute("command.stage", exc.stage.value)
+                span.end()
+            if instruments is not None:
+                error = (
+                    "cancelled"
+                    if _is_cancellation(exc)
+                    else "connection_lost"
+                    if isinstance(exc, ConnectionLost)
+                    else type(exc).__name__
+                )
+                instruments.commands_errors.add(1, {"command": name, "error": error})
+                instruments.commands_duration.record(time.perf_counter() - started, labels)
+            raise
+        failed = _reply_failed(reply)
+        if span is not None:
+            span.set_attribute(n.COMMAND_REPLY, _reply_text(reply))
+            if failed:
+                span.set_status(Status(StatusCode.ERROR, _reply_text(reply)))
+            span.end()
+        if instruments is not None:
+            instruments.commands_sent.add(1, labels)
+            instruments.commands_duration.record(time.perf_counter() - started, labels)
+            if failed:
+                instruments.commands_errors.add(1, {"command": name, "error": "err_reply"})
+        return reply
+
+    # --- events ------------------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        """The connection's event hook: never lets a telemetry failure reach the reader."""
+        try:
+            self._on_event(event)
+        except Exception:
+            logger.debug("event telemetry failed", exc_info=True)
+
+    def _on_event(self, event: Event) -> None:
+        tracer = self.tracer
+        # Spans need every header (one full decode); metrics alone only read a few,
+        # which a lazily decoded event answers without decoding the rest.
+        headers: Mapping[str, str] = event.headers._first if tracer is not None else event
+        name = headers.get("Event-Name") or "UNKNOWN"
+        subclass = headers.get("Event-Subclass") if name == "CUSTOM" else None
+        instruments = self.instruments
+        if instruments is not None:
+            labels = {n.EVENT_NAME: name}
+            if subclass is not None:
+                labels["event.subclass"] = subclass
+            instruments.events_received.add(1, labels)
+        lifecycle = self._lifecycle if name in LIFECYCLE_EVENTS else None
+        custom = (
+            self._custom
+            if subclass is not None and subclass in CUSTOM_SUBCLASSES and self.custom_enabled
+            else None
+        )
+        if tracer is None:
+            if lifecycle is not None:
+                lifecycle.process(name, headers, None)  # metrics only
+            return
+
+        call_key = headers.get("Channel-Call-UUID") or headers.get("Unique-ID")
+        calls = self._calls
+        parent: Context | None
+        if call_key is not None:
+            parent = calls.parent(call_key, headers)
+            starts_trace = parent is None
+            if starts_trace:
+                parent = Context()  # the call's first span is the root of its own trace
+        else:
+            starts_trace = False
+            parent = self._base
+        span = tracer.start_span(n.PROCESS_EVENT, context=parent)
+        if span.is_recording():
+            limit = self._attribute_limit
+            if limit is None:
+                limit = self._attribute_limit = span_attribute_limit(span)
+            span.set_attributes(event_attributes(event, limit))
+        if starts_trace and call_key is not None:
+            calls.root(call_key, span.get_span_context())
+        if lifecycle is not None or custom is not None:
+            inner = trace.set_span_in_context(span, parent)
+            if lifecycle is not None:
+                lifecycle.process(name, headers, inner)
+            if custom is not None and subclass is not None:
+                custom.process(subclass, headers, inner)
+        span.end()
+        if call_key is not None:
+            if name == "CHANNEL_CREATE":
+                calls.leg_created(call_key)
+            elif name == "CHANNEL_DESTROY":
+                calls.leg_destroyed(call_key)
+
+
+@contextmanager
+def _attached(context: Context) -> Iterator[object]:
+    token = otel_context.attach(context)
+    try:
+        yield None
+    finally:
+        otel_context.detach(token)
+
+
+def _reply_failed(reply: Reply) -> bool:
+    if isinstance(reply, CommandReply):
+        return not reply.ok
+    if isinstance(reply, ApiResponse):
+        return not reply.ok
+    return False
+
+
+def _reply_text(reply: Reply) -> str:
+    """What FreeSWITCH answered, without the body of an api response (it can hold data)."""
+    if isinstance(reply, CommandReply):
+        return reply.reply_text[:_REPLY_LIMIT]
+    body = reply.body.lstrip()
+    if body.startswith(("-ERR", "-USAGE")):
+        return body.split("\n", 1)[0][:_REPLY_LIMIT]
+    return "+OK"

@@ -1,0 +1,99 @@
+"""Metric instruments, created once per meter.
+
+Cardinality rule: labels are small closed sets (event name, command verb,
+hangup cause, direction, result). UUIDs, numbers dialled and Call-IDs go on
+spans only, never into a metric label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from typing import Any
+
+from opentelemetry import metrics
+
+from . import _names as n
+from ._providers import get_meter, meter_records
+
+__all__ = ["Instruments", "instruments_for"]
+
+
+class Instruments:
+    """Every instrument genesis_trio records into."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self.events_without_sip_call_id = meter.create_counter(
+            n.METRIC_EVENTS_WITHOUT_SIP_CALL_ID,
+            unit="{event}",
+            description="Channel events that arrived without variable_sip_call_id "
+            "(calls that cannot be joined to another system's traces)",
+        )
+        self.events_received = meter.create_counter(
+            n.METRIC_EVENTS_RECEIVED, unit="{event}", description="ESL events received"
+        )
+        self.commands_sent = meter.create_counter(
+            n.METRIC_COMMANDS_SENT, unit="{command}", description="ESL commands sent"
+        )
+        self.commands_errors = meter.create_counter(
+            n.METRIC_COMMANDS_ERRORS,
+            unit="{command}",
+            description="ESL commands that failed (-ERR reply or connection lost)",
+        )
+        self.commands_duration = meter.create_histogram(
+            n.METRIC_COMMANDS_DURATION,
+            unit="s",
+            description="Time from writing an ESL command to its reply",
+        )
+        self.connections_active = meter.create_up_down_counter(
+            n.METRIC_CONNECTIONS_ACTIVE, unit="{connection}", description="Open ESL connections"
+        )
+        self.calls_active = meter.create_up_down_counter(
+            n.METRIC_CALLS_ACTIVE,
+            unit="{channel}",
+            description="Channels between CHANNEL_CREATE and CHANNEL_DESTROY",
+        )
+        self.hangup_causes = meter.create_counter(
+            n.METRIC_HANGUP_CAUSES, unit="{channel}", description="Hangups by cause"
+        )
+        self.dialplan_applications = meter.create_counter(
+            n.METRIC_DIALPLAN_APPLICATIONS,
+            unit="{application}",
+            description="Dialplan applications started and completed",
+        )
+        self.channel_operations = meter.create_counter(
+            n.METRIC_CHANNEL_OPERATIONS,
+            unit="{operation}",
+            description="Channel operations by operation and result",
+        )
+        self.channel_operation_duration = meter.create_histogram(
+            n.METRIC_CHANNEL_OPERATION_DURATION,
+            unit="s",
+            description="Duration of channel operations",
+        )
+        self.ring_group_results = meter.create_counter(
+            n.METRIC_RING_GROUP_RESULTS,
+            unit="{ring}",
+            description="Ring group attempts by mode and result",
+        )
+
+
+_by_provider: weakref.WeakKeyDictionary[Any, Instruments] = weakref.WeakKeyDictionary()
+
+
+def instruments_for(provider: metrics.MeterProvider | None = None) -> Instruments | None:
+    """The instruments of ``provider`` (global when None), or None if nothing records."""
+    resolved = provider if provider is not None else metrics.get_meter_provider()
+    try:
+        cached = _by_provider.get(resolved)
+    except TypeError:
+        cached = None
+    if cached is not None:
+        return cached
+    meter = get_meter(resolved)
+    if not meter_records(meter):
+        return None
+    created = Instruments(meter)
+    with contextlib.suppress(TypeError):  # a provider that cannot be weakly referenced
+        _by_provider[resolved] = created
+    return created

@@ -1,0 +1,58 @@
+"""Finding the tracer and meter to use, and whether anything would record.
+
+Only ``opentelemetry-api`` is imported. With no SDK configured the API hands
+out proxy/no-op objects; we detect that once (per connection, per call site)
+so the hot paths can skip span and attribute work entirely.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from opentelemetry import metrics, trace
+
+INSTRUMENTATION_NAME = "genesis_trio"
+
+_NO_OP_METER_TYPES = ("NoOpMeter", "_ProxyMeter")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+_tracers: weakref.WeakKeyDictionary[Any, trace.Tracer] = weakref.WeakKeyDictionary()
+
+
+def get_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
+    """Our tracer from ``provider`` or, when None, from the global provider *now*."""
+    resolved = provider if provider is not None else trace.get_tracer_provider()
+    try:
+        tracer = _tracers.get(resolved)
+    except TypeError:  # a provider that cannot be weakly referenced
+        return resolved.get_tracer(INSTRUMENTATION_NAME, _version())
+    if tracer is None:
+        tracer = resolved.get_tracer(INSTRUMENTATION_NAME, _version())
+        # A proxy tracer must not be cached: it is what stays behind when the
+        # user configures the SDK later, and must keep resolving lazily.
+        if not isinstance(tracer, trace.ProxyTracer):
+            _tracers[resolved] = tracer
+    return tracer
+
+
+def get_meter(provider: metrics.MeterProvider | None = None) -> metrics.Meter:
+    resolved = provider if provider is not None else metrics.get_meter_provider()
+    return resolved.get_meter(INSTRUMENTATION_NAME, _version())
+
+
+def tracer_records(tracer: trace.Tracer) -> bool:
+    """False when spans from ``tracer`` can never be recorded (no SDK, SDK disabled)."""
+    return not isinstance(tracer, trace.ProxyTracer | trace.NoOpTracer)
+
+
+def meter_records(meter: metrics.Meter) -> bool:
+    return type(meter).__name__ not in _NO_OP_METER_TYPES and not isinstance(
+        meter, metrics.NoOpMeter
+    )

@@ -1,0 +1,134 @@
+"""ChannelStatus and ChannelState: state from recorded FreeSWITCH events (synchronous)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from genesis_trio._channel_state import ChannelState, ChannelStatus, is_hangup
+from genesis_trio.protocol import NEED_DATA, CommandReply, ESLParser, Event
+
+CAPTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "captures"
+
+A_LEG = "b557089b-0790-4637-a8f5-a6632ecf03e6"  # originated, bridged as A
+C_LEG = "4fb84043-2e31-43fd-9665-1f43ee9dc994"  # originated, bridged as B, killed
+OUTBOUND = "737e7aab-770e-4948-bd73-a8a2c25a23c7"
+
+
+@cache
+def messages(name: str) -> tuple[object, ...]:
+    path = CAPTURES / f"{name}.bin"
+    if not path.is_file():
+        pytest.skip(f"capture {path} is not available")
+    parser = ESLParser()
+    parser.receive_data(path.read_bytes())
+    found = []
+    while (message := parser.next_event()) is not NEED_DATA:
+        found.append(message)
+    return tuple(found)
+
+
+def events(name: str) -> list[Event]:
+    return [message for message in messages(name) if isinstance(message, Event)]
+
+
+def follow(uuid: str, stream: list[Event], *, until: str | None = None) -> ChannelStatus:
+    status = ChannelStatus(uuid)
+    for event in stream:
+        if event.unique_id == uuid:
+            status.apply(event)
+        elif event.get("Bridge-B-Unique-ID") == uuid:
+            status.apply_peer_bridge(event)
+        if until is not None and event.unique_id == uuid and event.name == until:
+            break
+    return status
+
+
+def test_state_names_and_numbers() -> None:
+    assert ChannelState.from_freeswitch("CS_EXECUTE") is ChannelState.EXECUTE
+    assert ChannelState.from_freeswitch("REPORTING") is ChannelState.REPORTING
+    assert ChannelState.from_freeswitch("CS_BOGUS") is None
+    assert ChannelState.EXECUTE.freeswitch_name == "CS_EXECUTE"
+    assert int(ChannelState.EXECUTE) == 4  # Channel-State-Number
+    assert [s for s in ChannelState if s.ended] == [
+        ChannelState.HANGUP,
+        ChannelState.REPORTING,
+        ChannelState.DESTROY,
+    ]
+
+
+def test_a_leg_through_answer_bridge_and_hangup() -> None:
+    stream = events("inbound_plain_lifecycle")
+    answered = follow(A_LEG, stream, until="CHANNEL_ANSWER")
+    assert answered.answered
+    assert answered.answer_state == "answered"
+    assert not answered.hung_up
+    assert "CHANNEL_PROGRESS_MEDIA" in answered.milestones
+
+    bridged = follow(A_LEG, stream, until="CHANNEL_BRIDGE")
+    assert bridged.bridged_to == C_LEG
+
+    ended = follow(A_LEG, stream)
+    assert ended.hung_up
+    assert ended.hangup_cause == "NORMAL_CLEARING"
+    assert ended.hangup_cause_q850 == 16
+    assert ended.bridged_to is None
+    assert ended.state is ChannelState.DESTROY
+    assert set(ended.milestones) >= {"CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP"}
+
+
+def test_b_leg_learns_its_bridge_from_the_a_legs_event() -> None:
+    stream = events("inbound_plain_lifecycle")
+    status = ChannelStatus(C_LEG)
+    for event in stream:
+        if event.get("Bridge-B-Unique-ID") == C_LEG and event.name == "CHANNEL_BRIDGE":
+            status.apply_peer_bridge(event)
+            break
+        if event.unique_id == C_LEG:
+            status.apply(event)
+    assert status.bridged_to == A_LEG
+
+
+def test_outbound_session_from_connect_data_to_hangup() -> None:
+    found = messages("outbound_session_plain")
+    connect = found[0]
+    assert isinstance(connect, CommandReply)
+    assert connect.event is not None
+    status = ChannelStatus(OUTBOUND)
+    status.apply_snapshot(connect.event)
+    assert status.state is ChannelState.EXECUTE
+    assert status.answer_state == "ringing"
+    assert not status.answered
+    for event in events("outbound_session_plain"):
+        was_hung_up = status.hung_up
+        status.apply(event)
+        if event.name == "CHANNEL_ANSWER":
+            assert status.answered
+        if event.name == "CHANNEL_HANGUP":
+            assert not was_hung_up
+            assert status.hung_up
+    assert status.hangup_cause == "NORMAL_CLEARING"
+    final: ChannelState = status.state
+    assert final is ChannelState.REPORTING  # no CHANNEL_DESTROY on the socket
+
+
+def test_snapshot_never_overrides_events() -> None:
+    status = ChannelStatus("u1")
+    status.apply(
+        Event({"Event-Name": "CHANNEL_STATE", "Unique-ID": "u1", "Channel-State": "CS_PARK"})
+    )
+    status.apply_snapshot({"Unique-ID": "u1", "Channel-State": "CS_EXECUTE", "X": "1"})
+    assert status.state is ChannelState.PARK
+    assert status.data["X"] == "1"
+    status.apply_snapshot({"Answer-State": "hangup", "Hangup-Cause": "USER_BUSY"})
+    assert status.hung_up
+    assert status.hangup_cause == "USER_BUSY"
+
+
+def test_hangup_detection() -> None:
+    assert is_hangup(Event({"Event-Name": "CHANNEL_HANGUP_COMPLETE"}))
+    assert is_hangup(Event({"Event-Name": "CHANNEL_STATE", "Channel-State": "CS_REPORTING"}))
+    assert is_hangup(Event({"Event-Name": "CHANNEL_UNPARK", "Answer-State": "hangup"}))
+    assert not is_hangup(Event({"Event-Name": "CHANNEL_ANSWER", "Answer-State": "answered"}))

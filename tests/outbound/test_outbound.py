@@ -1,0 +1,204 @@
+"""The Outbound server and its sessions, against the fake switch's outbound mode."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+import trio.testing
+
+from genesis_trio import ChannelHangup
+from genesis_trio._channel_state import ChannelState
+from genesis_trio._outbound import Outbound
+from genesis_trio._session import Session
+from genesis_trio.testing import FakeFreeSWITCH
+
+from ._helpers import all_tasks, serving
+
+pytestmark = pytest.mark.trio
+
+
+async def test_serve_reports_the_bound_port_and_sets_up_the_session(
+    fake: FakeFreeSWITCH,
+) -> None:
+    seen: list[Session] = []
+    done = trio.Event()
+
+    async def handler(session: Session) -> None:
+        seen.append(session)
+        done.set()
+
+    app = Outbound(handler, "127.0.0.1", 0)
+    async with serving(app) as (host, port):
+        assert host == "127.0.0.1"
+        assert port > 0
+        assert app.address == (host, port)
+        call = await fake.call_socket(
+            (host, port), caller_id_number="5551234", destination_number="7000"
+        )
+        await done.wait()
+        session = seen[0]
+        assert session.uuid == call.uuid
+        assert session.context["Caller-Caller-ID-Number"] == "5551234"
+        assert session.context["Channel-Destination-Number"] == "7000"
+        assert session.channel.uuid == call.uuid
+        assert session.channel.state is ChannelState.EXECUTE
+        assert not session.channel.answered
+        await call.wait_ended()
+        # The handler returned: the session left with exit; the call went on without it.
+        assert fake.commands_received == ["connect", "myevents", "linger", "exit"]
+        assert call.hangup_cause == "NORMAL_CLEARING"
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"event_format": "json", "linger": 5}, ["connect", "myevents json", "linger 5"]),
+        ({"linger": False}, ["connect", "myevents"]),
+        ({"myevents": False, "linger": False}, ["connect", "event plain CHANNEL_CREATE"]),
+    ],
+)
+async def test_setup_options(
+    fake: FakeFreeSWITCH, options: dict[str, object], expected: list[str]
+) -> None:
+    done = trio.Event()
+
+    async def handler(session: Session) -> None:
+        await session.channel.answer()
+        done.set()
+
+    app = Outbound(handler, port=0, **options)  # type: ignore[arg-type]
+    async with serving(app) as address:
+        call = await fake.call_socket(address)
+        await done.wait()
+        await call.wait_ended()
+    sent = fake.commands_received
+    assert [line.split(" CHANNEL_STATE")[0] for line in sent[: len(expected)]] == expected
+    assert call.answered
+
+
+async def test_connect_can_be_left_to_the_handler(fake: FakeFreeSWITCH) -> None:
+    uuids: list[str] = []
+
+    async def handler(session: Session) -> None:
+        assert not session.connected
+        with pytest.raises(RuntimeError):
+            _ = session.uuid
+        await session.connect()
+        uuids.append(session.uuid)
+
+    app = Outbound(handler, port=0, connect=False, myevents=False, linger=False)
+    async with serving(app) as address:
+        call = await fake.call_socket(address)
+        await call.wait_ended()
+    assert uuids == [call.uuid]
+    assert fake.commands_received[:2] == ["connect", "exit"]
+
+
+async def test_a_failing_handler_is_logged_and_the_server_carries_on(
+    fake: FakeFreeSWITCH, caplog: pytest.LogCaptureFixture
+) -> None:
+    served: list[str] = []
+
+    async def handler(session: Session) -> None:
+        served.append(session.uuid)
+        if len(served) == 1:
+            raise ValueError("the handler broke")
+
+    app = Outbound(handler, port=0)
+    with caplog.at_level(logging.ERROR, logger="genesis_trio"):
+        async with serving(app) as address:
+            first = await fake.call_socket(address)
+            await first.wait_ended()
+            second = await fake.call_socket(address)
+            await second.wait_ended()
+    assert served == [first.uuid, second.uuid]
+    failures = [r for r in caplog.records if "outbound handler failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert first.uuid in failures[0].getMessage()
+    assert failures[0].exc_info is not None
+    assert isinstance(failures[0].exc_info[1], ValueError)
+
+
+async def test_cancelling_the_server_closes_every_session(fake: FakeFreeSWITCH) -> None:
+    before = all_tasks()
+    running: list[Session] = []
+    all_running = trio.Event()
+    finished: list[str] = []
+
+    async def handler(session: Session) -> None:
+        running.append(session)
+        session.start_soon(trio.sleep_forever)  # owned by the session: must end with it
+        if len(running) == 3:
+            all_running.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            finished.append(session.uuid)
+
+    app = Outbound(handler, port=0)
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(app.serve)
+        calls = [await fake.call_socket(address) for _ in range(3)]
+        await all_running.wait()
+        assert len(app.sessions) == 3
+        nursery.cancel_scope.cancel()
+    assert sorted(finished) == sorted(call.uuid for call in calls)
+    assert app.sessions == set()
+    assert all_tasks() == before | {task for task in all_tasks() if task not in before} - {
+        task for task in all_tasks() if task not in before
+    }
+    for session in running:
+        assert session.disconnected.is_set()
+        assert not session.connection.is_open
+    for call in calls:
+        await call.wait_ended()  # the socket went away, so the fake ended the call
+    assert fake.commands_received.count("exit") == 3
+
+
+async def test_linger_notice_after_the_callers_hangup(fake: FakeFreeSWITCH) -> None:
+    outcome: list[object] = []
+
+    async def handler(session: Session) -> None:
+        channel = session.channel
+        await channel.answer()
+        try:
+            await channel.wait("DTMF")
+        except ChannelHangup as gone:
+            outcome.append(gone.cause)
+        await session.lingering.wait()
+        outcome.append(session.linger_notice is not None and session.linger_notice.linger)
+        assert channel.hung_up
+        assert channel.state is ChannelState.REPORTING  # the socket never sees DESTROY
+        assert channel.hangup_cause_q850 == 16
+
+    app = Outbound(handler, port=0)
+    async with serving(app) as address:
+        call = await fake.call_socket(address)
+        await call.wait_for_application("answer")
+        await fake.hangup(call.uuid)
+    assert outcome == ["NORMAL_CLEARING", True]
+
+
+async def test_without_linger_the_goodbye_is_a_hangup(fake: FakeFreeSWITCH) -> None:
+    outcome: list[BaseException] = []
+
+    async def handler(session: Session) -> None:
+        await session.channel.answer()
+        try:
+            await session.channel.playback("ivr/long.wav")
+        except ChannelHangup as gone:
+            outcome.append(gone)
+        await session.disconnected.wait()
+        assert session.disconnect_notice is not None
+
+    fake.set_media_duration("ivr/long.wav", 60)
+    app = Outbound(handler, port=0, linger=False)
+    async with serving(app) as address:
+        call = await fake.call_socket(address)
+        await call.wait_for_application("playback")
+        call.request_hangup("USER_BUSY")
+        await call.wait_ended()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], ChannelHangup)

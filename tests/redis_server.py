@@ -1,0 +1,144 @@
+"""A real redis-server for the tests: started on a free loopback port, stopped by its PID.
+
+Use the ``redis_server`` fixture (session-scoped) by importing it into a test
+module (``tests/`` is on ``sys.path`` through the root conftest)::
+
+    from redis_server import RedisServer, redis_server, unique_prefix
+
+    __all__ = ["redis_server"]  # the session fixture, re-exported for pytest
+
+However many modules import it, the session runs one server.
+
+Tests are skipped with a clear reason when no ``redis-server`` binary exists
+(install the Debian package ``redis-server``). Every test should use its own
+key prefix (``unique_prefix()``) rather than flushing the shared server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import pytest
+
+__all__ = ["RedisServer", "redis_server", "running_redis_server", "unique_prefix"]
+
+_READY_LINE = "Ready to accept connections"
+_START_TIMEOUT = 20.0
+_STOP_TIMEOUT = 10.0
+_PORT_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    host: str
+    port: int
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_ready(process: subprocess.Popen[str]) -> bool:
+    """Read the server's log until it says it is ready, or it exits, or time runs out."""
+    ready = threading.Event()
+    assert process.stdout is not None
+    stdout = process.stdout
+
+    def read_log() -> None:
+        for line in stdout:
+            if _READY_LINE in line:
+                ready.set()
+                break
+        # Keep draining so a chatty server never blocks on a full pipe.
+        for _ in stdout:
+            pass
+
+    threading.Thread(target=read_log, daemon=True).start()
+    return ready.wait(_START_TIMEOUT) and process.poll() is None
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is not None:
+        return
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(_STOP_TIMEOUT)
+
+
+@contextmanager
+def running_redis_server() -> Iterator[RedisServer]:
+    """Start a private, non-persistent redis-server on 127.0.0.1 and stop it afterwards."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server binary on PATH (install the Debian package redis-server)")
+    with tempfile.TemporaryDirectory(prefix="genesis-trio-redis-") as workdir:
+        for _ in range(_PORT_ATTEMPTS):
+            port = _free_port()
+            process = subprocess.Popen(
+                [
+                    binary,
+                    "--bind", "127.0.0.1",
+                    "--port", str(port),
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--daemonize", "no",
+                    "--dir", workdir,
+                    "--logfile", "",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )  # fmt: skip
+            try:
+                if _wait_until_ready(process):
+                    yield RedisServer("127.0.0.1", port, process.pid)
+                    return
+            finally:
+                _stop(process)
+            # Most likely another process took the port between probe and bind.
+        raise RuntimeError(f"redis-server did not start after {_PORT_ATTEMPTS} attempts")
+
+
+_shared: RedisServer | None = None
+_users = 0
+_owner = ExitStack()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the whole session, shared even if imported by several conftests."""
+    global _shared, _users
+    if _shared is None:
+        _shared = _owner.enter_context(running_redis_server())
+    _users += 1
+    try:
+        yield _shared
+    finally:
+        _users -= 1
+        if _users == 0:
+            _shared = None
+            _owner.close()
+
+
+def unique_prefix() -> str:
+    return f"test:{uuid.uuid4().hex[:12]}"
