@@ -1,7 +1,10 @@
 """genesis_trio: structured-concurrency FreeSWITCH Event Socket (ESL) for trio and AnyIO."""
 
+from ._channel import Channel
+from ._channel_state import ChannelState
 from ._client import ESLClient
 from ._consumer import Consumer, filtrate
+from ._dispatch import HandlerRegistration
 from ._exceptions import (
     AuthenticationError,
     ChannelError,
@@ -18,18 +21,40 @@ from ._exceptions import (
     RemoteProtocolError,
 )
 from ._inbound import Inbound
+from ._outbound import Outbound
+from ._outcome import OperationTimeout, Outcome
+from ._session import Session
 from ._stream import ESLConnection
 from ._subscription import Overflow, Subscription, SubscriptionOverflow
+from .group import (
+    InMemoryLoadBalancer,
+    LoadBalancerBackend,
+    RedisLoadBalancer,
+    RingGroup,
+    RingMode,
+)
 from .protocol import ApiResponse, CommandReply, Event, EventFormat, Headers, LogData
+from .queue import (
+    InMemoryBackend,
+    Queue,
+    QueueBackend,
+    QueueLeaseLost,
+    QueueSemaphore,
+    QueueSlot,
+    QueueTimeoutError,
+    RedisBackend,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ApiResponse",
     "AuthenticationError",
+    "Channel",
     "ChannelError",
     "ChannelHangup",
     "ChannelNotFound",
+    "ChannelState",
     "CommandError",
     "CommandReply",
     "CommandStage",
@@ -41,14 +66,32 @@ __all__ = [
     "Event",
     "EventFormat",
     "GenesisError",
+    "HandlerRegistration",
     "Headers",
+    "InMemoryBackend",
+    "InMemoryLoadBalancer",
     "Inbound",
+    "LoadBalancerBackend",
     "LocalProtocolError",
     "LogData",
+    "OperationTimeout",
     "OriginateError",
+    "Outbound",
+    "Outcome",
     "Overflow",
     "ProtocolError",
+    "Queue",
+    "QueueBackend",
+    "QueueLeaseLost",
+    "QueueSemaphore",
+    "QueueSlot",
+    "QueueTimeoutError",
+    "RedisBackend",
+    "RedisLoadBalancer",
     "RemoteProtocolError",
+    "RingGroup",
+    "RingMode",
+    "Session",
     "Subscription",
     "SubscriptionOverflow",
     "__version__",

@@ -116,15 +116,35 @@ class Outbound:
             peer_host, peer_port, connection=connection, tracer_provider=self._tracer_provider
         ):
             async with anyio.create_task_group() as call:
-                connection.start(call)
+                reading = await call.start(self._read, connection)
                 session = Session(connection, call)
                 self.sessions.add(session)
                 try:
                     await self._run_session(session)
                 finally:
                     self.sessions.discard(session)
+                    # The reader is still alive even when the server is being
+                    # cancelled, so the goodbye (exit, +OK bye) completes.
                     await session.aclose(grace=self.close_timeout)
+                    reading.cancel()
                     call.cancel_scope.cancel()
+
+    async def _read(
+        self,
+        connection: ESLConnection,
+        *,
+        task_status: TaskStatus[anyio.CancelScope] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The connection's reader (and its handler workers), shielded until the session closed.
+
+        Whoever cancels the server cancels the handler; the reader must outlive
+        it long enough to read the reply to ``exit``. ``_handle_connection``
+        cancels this scope right after the session closed.
+        """
+        with anyio.CancelScope(shield=True) as scope:
+            async with anyio.create_task_group() as io:
+                connection.start(io)
+                task_status.started(scope)
 
     async def _run_session(self, session: Session) -> None:
         try:

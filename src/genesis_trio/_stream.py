@@ -62,6 +62,7 @@ ALL = "ALL"
 class _PendingReply:
     label: str
     done: anyio.Event = field(default_factory=anyio.Event)
+    written: bool = False
     reply: Reply | None = None
     error: BaseException | None = None
 
@@ -97,7 +98,8 @@ class ESLConnection:
         )
         self._write_timeout = write_timeout
         self._receive_size = receive_size
-        self._send_lock = anyio.Lock()
+        self._outbox: list[tuple[_PendingReply | None, bytes]] = []
+        self._flushing = False
         self._pending: deque[_PendingReply] = deque()
         self._jobs: dict[str, _PendingJob] = {}
         self._routes: dict[str, list[_Route]] = {}
@@ -154,11 +156,11 @@ class ESLConnection:
         if not self.is_open:
             raise ConnectionLost(f"cannot send {label!r}", stage=CommandStage.NOT_SENT)
         pending = _PendingReply(label)
-        async with self._send_lock:
-            if not self.is_open:
-                raise ConnectionLost(f"cannot send {label!r}", stage=CommandStage.NOT_SENT)
-            self._pending.append(pending)
-            await self._write(data, label)
+        # Queued in the same step as its reply slot, so bytes and slots keep one order.
+        self._pending.append(pending)
+        self._outbox.append((pending, data))
+        if not self._flushing:
+            await self._flush()
         await pending.done.wait()
         if pending.error is not None:
             raise pending.error
@@ -167,24 +169,47 @@ class ESLConnection:
 
     async def send_raw(self, data: bytes) -> None:
         """Write bytes that expect no reply (rare: e.g. a fake peer's frames)."""
-        async with self._send_lock:
-            await self._write(data, "raw")
+        if not self.is_open:
+            raise ConnectionLost("cannot send raw bytes", stage=CommandStage.NOT_SENT)
+        self._outbox.append((None, data))
+        if not self._flushing:
+            await self._flush()
+        if not self.is_open:
+            raise self.lost_reason or ConnectionLost("connection closed")
 
-    async def _write(self, data: bytes, label: str) -> None:
-        # A half-written command would corrupt the stream for every later one,
-        # so the write is shielded; its own deadline bounds a peer that stopped reading.
-        with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = anyio.current_time() + self._write_timeout
+    async def _flush(self) -> None:
+        """Write everything queued, in order, batching commands queued meanwhile.
+
+        Whoever finds no flush in progress becomes the writer; commands queued
+        while it writes go out together in its next write. A half-written
+        command would corrupt the stream for every later one, so the writing
+        is shielded from cancellation; each write has its own deadline, which
+        bounds a peer that stopped reading.
+        """
+        self._flushing = True
+        try:
+            with anyio.CancelScope(shield=True):
+                while self._outbox and self.is_open:
+                    batch, self._outbox = self._outbox, []
+                    data = batch[0][1] if len(batch) == 1 else b"".join(d for _, d in batch)
+                    await self._write(data, batch)
+        finally:
+            self._flushing = False
+
+    async def _write(self, data: bytes, batch: list[tuple[_PendingReply | None, bytes]]) -> None:
+        label = next((p.label for p, _ in batch if p is not None), "raw")
+        with anyio.move_on_after(self._write_timeout) as scope:
             try:
                 await self._stream.send(data)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                lost = ConnectionLost(f"write of {label!r} failed: {exc}", stage=CommandStage.SENT)
-                self._finish(lost)
-                raise lost from None
+                self._finish(ConnectionLost(f"write of {label!r} failed: {exc}"))
+                return
         if scope.cancelled_caught:
-            lost = ConnectionLost(f"write of {label!r} timed out", stage=CommandStage.SENT)
-            self._finish(lost)
-            raise lost
+            self._finish(ConnectionLost(f"write of {label!r} timed out"))
+            return
+        for pending, _ in batch:
+            if pending is not None:
+                pending.written = True
 
     def expect_job(self, job_uuid: str) -> _PendingJob:
         """Register interest in a BACKGROUND_JOB before the bgapi is written."""
@@ -415,9 +440,11 @@ class ESLConnection:
         self.closed.set()
         if self.telemetry is not None:
             self.telemetry.connection_closed()
+        self._outbox.clear()
         while self._pending:
             pending = self._pending.popleft()
-            pending.error = ConnectionLost(f"{pending.label!r}: {reason}", stage=CommandStage.SENT)
+            stage = CommandStage.SENT if pending.written else CommandStage.NOT_SENT
+            pending.error = ConnectionLost(f"{pending.label!r}: {reason}", stage=stage)
             pending.done.set()
         for job in self._jobs.values():
             job.error = ConnectionLost(f"background job: {reason}", stage=CommandStage.ACCEPTED)

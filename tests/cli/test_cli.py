@@ -30,6 +30,8 @@ def test_demo_prints_the_call_flow_and_its_trace() -> None:
     assert "CHANNEL_HANGUP_COMPLETE" in out
     assert "trace:" in out
     assert "inbound_connect" in out
+    assert "channel.create" in out
+    assert "freeswitch.channel.answer" in out
     assert "ClueCon" not in out
 
 

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from genesis_trio import ChannelHangup, Inbound
+from genesis_trio import ChannelHangup, ConnectionLost, Inbound
 from genesis_trio._channel import Channel
 from genesis_trio.group import RingGroup, RingMode
 from genesis_trio.testing import Destination, FakeFreeSWITCH
@@ -237,6 +237,18 @@ async def test_caller_that_stays_does_not_disturb_the_ring(
         assert our_tasks() <= before  # the watch on the caller ended with the ring
 
 
+async def test_errors_with_a_caller_are_raised_as_themselves(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    fake.add_destination("user/caller", Destination(answer_after=0))
+    fake.add_destination("user/1", Destination(answer_after=20))
+    async with Inbound(fake.host, fake.port) as client:
+        caller = await Channel.create(client, "user/caller")
+        # Not an exception group, although the caller is watched in a task group.
+        with pytest.raises(ValueError, match="quoted"):
+            await RingGroup.ring(client, ["user/1"], caller=caller, variables={"x": "it's"})
+
+
 # --- sequential ------------------------------------------------------------------------------
 
 
@@ -298,8 +310,6 @@ async def test_sequential_stops_at_the_first_answer(
 async def test_connection_loss_during_the_ring_raises_connection_lost(
     fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
 ) -> None:
-    from genesis_trio import ConnectionLost
-
     fake.add_destination("user/*", Destination(answer_after=20))
 
     async def drop_after(seconds: float) -> None:

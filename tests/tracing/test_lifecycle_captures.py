@@ -301,3 +301,20 @@ async def test_env_opt_out_is_read_when_the_connection_starts(
     recorded.exporter.clear()
     await replay("plain", recorded, metrics)
     assert recorded.spans("freeswitch.channel.create")
+
+
+@pytest.mark.trio
+async def test_a_sampler_that_drops_everything_builds_no_spans(metrics: Metrics) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    await replay("plain", Recorded(provider, exporter), metrics)
+    assert exporter.get_finished_spans() == ()
+    # The lifecycle metrics do not depend on sampling.
+    assert metrics.total("genesis.events.without_sip_call_id") == sum(EXPECTED_LIFECYCLE.values())
+    assert metrics.total("genesis.channel.hangup.causes") == 4

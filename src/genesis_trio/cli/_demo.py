@@ -6,7 +6,7 @@ from typing import Any
 
 import trio
 
-from .. import Inbound
+from .. import Channel, Event, Inbound
 from ..protocol import EventFormat
 from ..testing import Destination, FakeFreeSWITCH
 
@@ -37,6 +37,7 @@ async def _call_flow(event_format: EventFormat) -> None:
     tracer = trace.get_tracer("genesis_trio.demo")
     async with FakeFreeSWITCH().running() as fake:
         fake.add_destination("user/1001", Destination(answer_after=0.5))
+        fake.set_media_duration("ivr/*", 0.4)
         _say(f"fake FreeSWITCH listening on {fake.host}:{fake.port}")
         with tracer.start_as_current_span("demo.call_flow"):
             async with Inbound(fake.host, fake.port, "ClueCon") as client:
@@ -45,27 +46,34 @@ async def _call_flow(event_format: EventFormat) -> None:
                 _say(f"api status -> {status.splitlines()[0]}")
                 version = await client.bgapi("version")
                 _say(f"bgapi version -> {version.strip()}")
-                await client.events(
-                    "CHANNEL_CREATE",
-                    "CHANNEL_ANSWER",
-                    "CHANNEL_HANGUP",
-                    "CHANNEL_HANGUP_COMPLETE",
-                    event_format=event_format,
+                await client.events(*_SHOWN_EVENTS, event_format=event_format)
+                for name in _SHOWN_EVENTS:
+                    client.on(name, _print_event)
+                channel = await Channel.create(
+                    client, "user/1001", variables={"origination_caller_id_number": "1000"}
                 )
-                async with client.subscribe(request=False) as events:
-                    reply = await client.bgapi(
-                        "originate {origination_caller_id_number=1000}user/1001 &park"
-                    )
-                    uuid = reply.removeprefix("+OK").strip()
-                    _say(f"originate user/1001 -> answered, uuid {uuid}")
-                    await client.api(f"uuid_kill {uuid} NORMAL_CLEARING")
-                    _say("uuid_kill sent")
-                    async for event in events:
-                        cause = f" ({event.hangup_cause})" if event.hangup_cause else ""
-                        _say(f"  event {event.name}{cause}")
-                        if event.name == "CHANNEL_HANGUP_COMPLETE":
-                            break
+                _say(f"originate user/1001 -> answered, uuid {channel.uuid}")
+                await channel.playback("ivr/welcome.wav")
+                _say("playback ivr/welcome.wav -> done")
+                hangup = await channel.hangup("NORMAL_CLEARING")
+                cause = hangup.hangup_cause if hangup is not None else channel.hangup_cause
+                _say(f"hangup -> {cause}")
+                await channel.wait("CHANNEL_HANGUP_COMPLETE", timeout=5)
             _say("disconnected")
+
+
+_SHOWN_EVENTS = (
+    "CHANNEL_CREATE",
+    "CHANNEL_ANSWER",
+    "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE",
+)
+
+
+def _print_event(event: Event) -> None:
+    detail = event.application or event.hangup_cause
+    _say(f"  event {event.name}{f' ({detail})' if detail else ''}")
 
 
 def run_demo(*, event_format: EventFormat = "plain", show_trace: bool = True) -> int:

@@ -187,7 +187,10 @@ async def _ring_while_caller_waits(
 
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(watch_caller, task_group.cancel_scope, name="ring caller watch")
-        answered = await _run_mode(state, order, mode, deadline)
+        try:
+            answered = await _run_mode(state, order, mode, deadline)
+        except Exception as exc:  # raised below as itself, not in the task group's group
+            failure = failure or exc
         task_group.cancel_scope.cancel()
     if failure is not None:
         raise failure

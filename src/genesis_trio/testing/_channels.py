@@ -280,9 +280,10 @@ class FakeChannel:
         return len(self._queue)
 
     async def wait_for_application(self, name: str) -> ApplicationRun:
-        """Wait until an application called ``name`` is running (now or later)."""
+        """Wait until an application called ``name`` has started (it may be over
+        already: see :attr:`ApplicationRun.response`); returns the latest such run."""
         while True:
-            for run in reversed(self._running):
+            for run in reversed(self.applications):
                 if run.name == name:
                     return run
             if self._ended.is_set():

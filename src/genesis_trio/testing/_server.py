@@ -77,6 +77,7 @@ class FakeFreeSWITCH:
         self._channels: dict[str, FakeChannel] = {}
         self._history: list[FakeChannel] = []
         self._commands: list[str] = []
+        self._messages: list[tuple[str, dict[str, str]]] = []
         self._task_group: anyio.abc.TaskGroup | None = None
         self._connections_changed = anyio.Event()
         self._authentications = 0
@@ -273,18 +274,21 @@ class FakeFreeSWITCH:
         self._connections.append(socket)
         self._notify_connections()
         self._require_task_group().start_soon(self._run_socket, socket, channel)
+        await socket.connected.wait()
+        if not socket.closed.is_set():
+            # mod_event_socket polls for the connect every few ms before it parks.
+            await anyio.sleep(0.01)
+        if socket.closed.is_set():
+            return "_none_"
         async with anyio.create_task_group() as watch:
 
             async def unpark_when_closed() -> None:
                 await socket.closed.wait()
                 channel.unpark()
 
+            # park() enters the park before the watcher first runs: no missed unpark.
             watch.start_soon(unpark_when_closed)
-            await socket.connected.wait()
-            if not socket.closed.is_set():
-                # mod_event_socket polls for the connect every few ms before it parks.
-                await anyio.sleep(0.01)
-                await channel.park()
+            await channel.park()
             watch.cancel_scope.cancel()
         return "_none_"
 
@@ -413,6 +417,11 @@ class FakeFreeSWITCH:
             await connection.abort(reset=reset)
 
     @property
+    def messages_received(self) -> list[tuple[str, dict[str, str]]]:
+        """Every ``sendmsg``: the target uuid and its headers (names lower-cased)."""
+        return list(self._messages)
+
+    @property
     def commands_received(self) -> list[str]:
         """The first line of every command from every connection (passwords masked)."""
         return list(self._commands)
@@ -494,6 +503,7 @@ class FakeFreeSWITCH:
 
     def _sendmsg(self, command: Command, uuid: str) -> str:
         uuid = uuid or (command.header("session-id") or "")
+        self._messages.append((uuid, {name.lower(): value for name, value in command.headers}))
         channel = self._channels.get(uuid)
         if channel is None:
             return f"-ERR invalid session id [{uuid}]"

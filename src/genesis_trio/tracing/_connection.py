@@ -138,9 +138,8 @@ class ConnectionTelemetry:
         """
         if self.tracer is None:
             return nullcontext()
-        headers = event.headers._first
-        call_key = headers.get("Channel-Call-UUID") or headers.get("Unique-ID")
-        parent = self._calls.parent(call_key, headers) if call_key is not None else None
+        call_key = event.get("Channel-Call-UUID") or event.get("Unique-ID")
+        parent = self._calls.parent(call_key, event) if call_key is not None else None
         return _attached(parent if parent is not None else self._base)
 
     def wrap_handler(self, handler: EventHandler) -> EventHandler:
@@ -222,9 +221,9 @@ class ConnectionTelemetry:
 
     def _on_event(self, event: Event) -> None:
         tracer = self.tracer
-        # Spans need every header (one full decode); metrics alone only read a few,
-        # which a lazily decoded event answers without decoding the rest.
-        headers: Mapping[str, str] = event.headers._first if tracer is not None else event
+        # A lazily decoded event answers these few lookups from its bytes; the full
+        # decode happens only for a span that records (it needs every header).
+        headers: Mapping[str, str] = event
         name = headers.get("Event-Name") or "UNKNOWN"
         subclass = headers.get("Event-Subclass") if name == "CUSTOM" else None
         instruments = self.instruments
@@ -256,19 +255,25 @@ class ConnectionTelemetry:
             starts_trace = False
             parent = self._base
         span = tracer.start_span(n.PROCESS_EVENT, context=parent)
-        if span.is_recording():
+        recording = span.is_recording()
+        if recording:
+            headers = event.headers._first
             limit = self._attribute_limit
             if limit is None:
                 limit = self._attribute_limit = span_attribute_limit(span)
             span.set_attributes(event_attributes(event, limit))
         if starts_trace and call_key is not None:
             calls.root(call_key, span.get_span_context())
-        if lifecycle is not None or custom is not None:
-            inner = trace.set_span_in_context(span, parent)
-            if lifecycle is not None:
-                lifecycle.process(name, headers, inner)
-            if custom is not None and subclass is not None:
-                custom.process(subclass, headers, inner)
+        if recording:
+            # A call sampled out at its root stays out: its event spans are not built.
+            if lifecycle is not None or custom is not None:
+                inner = trace.set_span_in_context(span, parent)
+                if lifecycle is not None:
+                    lifecycle.process(name, headers, inner)
+                if custom is not None and subclass is not None:
+                    custom.process(subclass, headers, inner)
+        elif lifecycle is not None and instruments is not None:
+            lifecycle.process(name, headers, None)  # its metrics still count
         span.end()
         if call_key is not None:
             if name == "CHANNEL_CREATE":

@@ -71,6 +71,10 @@ class LifecycleProcessor:
         return event_name in self._emitters
 
     def process(self, event_name: str, headers: Headers, parent: Context | None) -> None:
+        """Emit the event's span under ``parent`` and count its metrics.
+
+        ``parent=None``: metrics only (nothing records spans for this event).
+        """
         emit = self._emitters.get(event_name)
         if emit is None:
             return
@@ -87,7 +91,7 @@ class LifecycleProcessor:
         parent: Context | None,
         events: tuple[tuple[str, Attributes], ...] = (),
     ) -> None:
-        if self._tracer is None:
+        if self._tracer is None or parent is None:
             return
         span = self._tracer.start_span(name, context=parent, attributes=attributes)
         for event_name, event_attributes in events:

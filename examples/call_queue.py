@@ -4,8 +4,8 @@ Six callers ring a support line staffed by two agents. Each caller waits in
 line (first come, first served) for at most a few seconds, then talks to an
 agent, who is free again as soon as the call ends, however it ends.
 
-    uv run python examples/queue.py                                 # in memory
-    uv run python examples/queue.py --redis redis://127.0.0.1:6379/0
+    uv run python examples/call_queue.py                                 # in memory
+    uv run python examples/call_queue.py --redis redis://127.0.0.1:6379/0
 
 With --redis the line lives in Redis: start the example in two terminals at
 once and the callers of both share the same two agents, in arrival order.
@@ -14,14 +14,6 @@ an outbound session handler.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file shares its name with the standard library's `queue`, and Python put
-# its folder first on sys.path: drop that entry before anything imports `queue`.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
 
 import argparse
 from dataclasses import dataclass

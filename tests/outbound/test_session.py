@@ -1,0 +1,133 @@
+"""Session commands, and the outbound wire compared with the recorded session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from genesis_trio import ChannelError
+from genesis_trio._channel import Channel
+from genesis_trio._session import Session
+from genesis_trio.protocol import NEED_DATA, CommandReply, ESLParser
+from genesis_trio.testing import FakeFreeSWITCH
+
+from ._helpers import session_call
+
+pytestmark = pytest.mark.trio
+
+CAPTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "captures"
+
+
+def recorded_connect_reply() -> CommandReply:
+    path = CAPTURES / "outbound_session_plain.bin"
+    if not path.is_file():
+        pytest.skip("the outbound capture is not available")
+    parser = ESLParser()
+    parser.receive_data(path.read_bytes())
+    first = parser.next_event()
+    assert isinstance(first, CommandReply)
+    return first
+
+
+async def test_connect_reply_has_the_recorded_shape(fake: FakeFreeSWITCH) -> None:
+    recorded = recorded_connect_reply()
+    assert recorded.event is not None
+    async with session_call(fake) as (session, _):
+        ours = session.context
+        assert ours.name == "CHANNEL_DATA"
+        names = [name for name, _ in ours.headers.multi_items() if not name.startswith("variable_")]
+        recorded_names = [
+            name
+            for name, _ in recorded.event.headers.multi_items()
+            if not name.startswith("variable_")
+        ]
+        # Same header blocks, in the same order (the Channel-*, channel data, Caller-* parts).
+        assert names[:14] == recorded_names[:14]
+        assert [n for n in names if n.startswith("Channel-")][:10] == [
+            n for n in recorded_names if n.startswith("Channel-")
+        ][:10]
+        assert ours["Channel-State"] == "CS_EXECUTE"
+        assert ours["Answer-State"] == "ringing"
+        assert ours["Call-Direction"] == "inbound"
+        assert ours.variable("current_application") == "socket"
+
+
+async def test_session_commands(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with session_call(fake) as (session, far):
+        await session.setvar("lang", "fr")
+        assert await session.getvar("lang") == "fr"
+        assert await session.getvar("destination_number") is None  # not a variable here
+        await session.setvar("lang", None)
+        assert "lang" not in far.variables
+        await session.resume()
+        assert far.variables["socket_resume"] == "true"
+        await session.divert_events(True)
+        completion = await session.execute(
+            "playback", "beep.wav", event_lock=True, asynchronous=True, loops=2
+        )
+        _, headers = fake.messages_received[-1]
+        assert headers["event-lock"] == "true"
+        assert headers["async"] == "true"
+        assert headers["loops"] == "2"
+        assert headers["event-uuid"] == completion.application_uuid
+        assert "sendmsg" in fake.commands_received  # no uuid: the session's own channel
+        runs = [run for run in far.applications if run.name == "playback"]
+        assert len(runs) == 2  # loops: 2
+
+        with pytest.raises(ChannelError, match="BACKGROUND_JOB"):
+            await session.bgapi("status")
+        with pytest.raises(ChannelError, match="myevents"):
+            await Channel.create(session, "user/1000")
+
+        hangup = await session.hangup("CALL_REJECTED")
+        assert hangup is not None
+        assert far.hangup_cause == "CALL_REJECTED"
+        _, headers = fake.messages_received[-1]
+        assert headers == {"call-command": "hangup", "hangup-cause": "CALL_REJECTED"}
+
+
+async def test_linger_seconds_then_goodbye(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with session_call(fake, linger=2) as (session, far):
+        far.request_hangup("NORMAL_CLEARING")
+        await session.lingering.wait()
+        lingered_at = trio.current_time()
+        assert session.linger_notice is not None
+        assert session.linger_notice.headers["Linger-Time"] == "2"
+        await session.disconnected.wait()
+        assert trio.current_time() - lingered_at == pytest.approx(2)
+        assert session.disconnect_notice is not None
+        await session.connection.closed.wait()  # and the switch closed the socket
+        assert not session.is_connected
+
+
+async def test_the_sent_commands_match_the_recorded_session(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    recorded = (CAPTURES / "outbound_session_plain.sent.bin").read_text().split("\n\n")
+    recorded_lines = [block.split("\n")[0] for block in recorded if block]
+    finished = trio.Event()
+
+    async def flow(session: Session) -> None:
+        # What the recording's client did, through the public API.
+        await session.channel.answer()
+        await session.channel.playback("tone_stream://%(500,100,440,480);loops=2")
+        await session.getvar("destination_number")
+        await session.hangup("NORMAL_CLEARING")
+        finished.set()
+
+    async with session_call(fake) as (session, far):
+        await flow(session)
+    await finished.wait()
+    await far.wait_ended()
+    api_line = f"api uuid_getvar {far.uuid} destination_number"
+    expected = [
+        line if not line.startswith("api uuid_getvar") else api_line for line in recorded_lines
+    ]
+    assert fake.commands_received == expected
