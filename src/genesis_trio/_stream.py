@@ -188,28 +188,24 @@ class ESLConnection:
         """
         self._flushing = True
         try:
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True) as scope:
                 while self._outbox and self.is_open:
                     batch, self._outbox = self._outbox, []
                     data = batch[0][1] if len(batch) == 1 else b"".join(d for _, d in batch)
-                    await self._write(data, batch)
+                    scope.deadline = anyio.current_time() + self._write_timeout
+                    label = next((p.label for p, _ in batch if p is not None), "raw")
+                    try:
+                        await self._stream.send(data)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                        self._finish(ConnectionLost(f"write of {label!r} failed: {exc}"))
+                        return
+                    for pending, _ in batch:
+                        if pending is not None:
+                            pending.written = True
+            if scope.cancelled_caught:
+                self._finish(ConnectionLost("a write timed out: the peer stopped reading"))
         finally:
             self._flushing = False
-
-    async def _write(self, data: bytes, batch: list[tuple[_PendingReply | None, bytes]]) -> None:
-        label = next((p.label for p, _ in batch if p is not None), "raw")
-        with anyio.move_on_after(self._write_timeout) as scope:
-            try:
-                await self._stream.send(data)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                self._finish(ConnectionLost(f"write of {label!r} failed: {exc}"))
-                return
-        if scope.cancelled_caught:
-            self._finish(ConnectionLost(f"write of {label!r} timed out"))
-            return
-        for pending, _ in batch:
-            if pending is not None:
-                pending.written = True
 
     def expect_job(self, job_uuid: str) -> _PendingJob:
         """Register interest in a BACKGROUND_JOB before the bgapi is written."""

@@ -304,3 +304,16 @@ async def test_concurrent_handlers_overlap_up_to_the_bound(fake: FakeFreeSWITCH)
         with anyio.fail_after(5):
             await all_finished.wait()
     assert sorted(finished) == ["1", "2", "3"]
+
+
+async def test_concurrent_commands_each_get_their_own_reply(fake: FakeFreeSWITCH) -> None:
+    replies: dict[int, str] = {}
+    async with connect(fake) as client:
+
+        async def call(n: int) -> None:
+            replies[n] = (await client.api(f"echo reply-{n}")).strip()
+
+        async with anyio.create_task_group() as tg:
+            for n in range(50):
+                tg.start_soon(call, n)
+    assert replies == {n: f"reply-{n}" for n in range(50)}
