@@ -6,6 +6,24 @@ from collections.abc import Iterable
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from genesis_trio import Inbound
+from genesis_trio.testing import FakeFreeSWITCH
+
+from .conftest import Metrics, Recorded
+
+
+def traced_inbound(
+    fake: FakeFreeSWITCH, recorded: Recorded, metrics: Metrics | None = None
+) -> Inbound:
+    """A client of the fake switch whose spans (and metrics, when given) are recorded."""
+    return Inbound(
+        fake.host,
+        fake.port,
+        "ClueCon",
+        tracer_provider=recorded.provider,
+        meter_provider=None if metrics is None else metrics.provider,
+    )
+
 
 def everything_recorded(spans: Iterable[ReadableSpan]) -> str:
     """Every name, attribute, event and status text of ``spans`` as one string."""

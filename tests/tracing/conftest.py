@@ -22,6 +22,14 @@ class Recorded:
     provider: TracerProvider
     exporter: InMemorySpanExporter
 
+    @classmethod
+    def in_memory(cls) -> Recorded:
+        """A provider that keeps every finished span for the test to read."""
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        return cls(provider, exporter)
+
     def spans(self, name: str | None = None) -> list[ReadableSpan]:
         finished = list(self.exporter.get_finished_spans())
         return finished if name is None else [s for s in finished if s.name == name]
@@ -59,11 +67,9 @@ class Metrics:
 
 @pytest.fixture
 def recorded() -> Iterator[Recorded]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield Recorded(provider, exporter)
-    provider.shutdown()
+    spans = Recorded.in_memory()
+    yield spans
+    spans.provider.shutdown()
 
 
 @pytest.fixture

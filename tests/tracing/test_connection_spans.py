@@ -11,7 +11,7 @@ from opentelemetry.trace import StatusCode
 from genesis_trio import AuthenticationError, CommandError, Consumer, Event, Inbound
 from genesis_trio.testing import FakeFreeSWITCH
 
-from ._util import everything_recorded, parent_of
+from ._util import everything_recorded, parent_of, traced_inbound
 from .conftest import Metrics, Recorded
 
 SECRET = "S3cr3t-Pa55word"
@@ -23,7 +23,7 @@ async def test_inbound_connect_is_a_child_of_the_callers_span(
 ) -> None:
     tracer = recorded.provider.get_tracer("test")
     with tracer.start_as_current_span("request") as request:
-        async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider):
+        async with traced_inbound(fake, recorded):
             pass
     connect = recorded.one("inbound_connect")
     assert connect.parent is not None
@@ -45,13 +45,7 @@ async def test_send_command_records_name_and_reply_not_arguments(
     fake: FakeFreeSWITCH, recorded: Recorded, metrics: Metrics
 ) -> None:
     tracer = recorded.provider.get_tracer("test")
-    async with Inbound(
-        fake.host,
-        fake.port,
-        "ClueCon",
-        tracer_provider=recorded.provider,
-        meter_provider=metrics.provider,
-    ) as client:
+    async with traced_inbound(fake, recorded, metrics) as client:
         with tracer.start_as_current_span("handler") as handler:
             await client.api("uptime")
             with pytest.raises(CommandError):
@@ -111,7 +105,7 @@ async def test_the_password_never_reaches_a_span(recorded: Recorded) -> None:
 async def test_process_event_flattens_every_header(
     fake: FakeFreeSWITCH, recorded: Recorded
 ) -> None:
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         await c.events("CUSTOM", "my::subclass")
         async with c.subscribe("my::subclass", request=False) as events:
             await fake.emit(
@@ -137,7 +131,7 @@ async def test_process_event_flattens_every_header(
 async def test_process_event_carries_the_channel_uuid(
     fake: FakeFreeSWITCH, recorded: Recorded
 ) -> None:
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         await c.events("CHANNEL_ANSWER")
         async with c.subscribe("CHANNEL_ANSWER", request=False) as events:
             await fake.emit(

@@ -7,7 +7,7 @@ import pytest
 from genesis_trio import Event, Inbound, tracing
 from genesis_trio.testing import Destination, FakeFreeSWITCH
 
-from ._util import parent_of
+from ._util import parent_of, traced_inbound
 from .conftest import Metrics, Recorded
 
 CHANNEL = [
@@ -162,7 +162,7 @@ async def test_custom_subclass_span(
     expected: dict[str, object],
     event_names: list[str],
 ) -> None:
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         await c.events("ALL")
         await deliver(fake, c, fake.build_event("CUSTOM", headers, subclass=subclass))
     span = recorded.one(span_name)
@@ -188,7 +188,7 @@ async def test_custom_opt_out(
     fake: FakeFreeSWITCH, recorded: Recorded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GENESIS_TRACE_CUSTOM_SUBCLASSES", "0")
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         await c.events("ALL")
         await deliver(
             fake,
@@ -203,7 +203,7 @@ async def test_custom_opt_out(
 
 @pytest.mark.trio
 async def test_call_update_span(fake: FakeFreeSWITCH, recorded: Recorded) -> None:
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         await c.events("ALL")
         await deliver(
             fake,
@@ -233,13 +233,7 @@ async def test_an_originated_call_joins_the_trace_that_created_it(
 ) -> None:
     fake.add_destination("user/1001", Destination(answer_after=0))
     tracer = recorded.provider.get_tracer("test")
-    async with Inbound(
-        fake.host,
-        fake.port,
-        "ClueCon",
-        tracer_provider=recorded.provider,
-        meter_provider=metrics.provider,
-    ) as c:
+    async with traced_inbound(fake, recorded, metrics) as c:
         await c.events("ALL")
         async with c.subscribe("CHANNEL_DESTROY", request=False) as destroyed:
             with tracer.start_as_current_span("http.request"):
@@ -296,7 +290,7 @@ async def test_a_call_we_did_not_originate_gets_its_own_trace(
 ) -> None:
     fake.add_destination("user/1002", Destination(answer_after=0))
     tracer = recorded.provider.get_tracer("test")
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         await c.events("ALL")
         async with c.subscribe("CHANNEL_DESTROY", request=False) as destroyed:
             with tracer.start_as_current_span("unrelated") as unrelated:
@@ -330,7 +324,7 @@ async def test_bind_call_parents_a_calls_events_on_the_current_span(
     fake: FakeFreeSWITCH, recorded: Recorded
 ) -> None:
     tracer = recorded.provider.get_tracer("test")
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         await c.events("ALL")
         telemetry = c.connection.telemetry
         assert telemetry is not None

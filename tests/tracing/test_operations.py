@@ -18,7 +18,7 @@ from genesis_trio import ChannelHangup, ConnectionLost, Inbound, tracing
 from genesis_trio.testing import Destination, FakeChannel, FakeFreeSWITCH
 from genesis_trio.tracing import RingGroupResult, WaitResult
 
-from ._util import parent_of
+from ._util import parent_of, traced_inbound
 from .conftest import Metrics, Recorded
 
 
@@ -55,13 +55,7 @@ async def test_wait_matched_has_every_attribute_and_the_callers_parent(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     fake.add_destination("user/1001", Destination(answer_after=None))
-    async with Inbound(
-        fake.host,
-        fake.port,
-        "ClueCon",
-        tracer_provider=recorded.provider,
-        meter_provider=metrics.provider,
-    ) as c:
+    async with traced_inbound(fake, recorded, metrics) as c:
         await c.events("ALL")
         tracer = recorded.provider.get_tracer("test")
         with tracer.start_as_current_span("handler") as handler:
@@ -96,7 +90,7 @@ async def test_wait_timeout(
     fake: FakeFreeSWITCH, recorded: Recorded, autojump_clock: trio.testing.MockClock
 ) -> None:
     fake.add_destination("user/1001", Destination(answer_after=60))
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         await c.events("ALL")
         async with anyio.create_task_group() as tg:
             channel = await start_call(tg, c, "user/1001", fake)
@@ -128,7 +122,7 @@ async def test_wait_hangup(
     fake: FakeFreeSWITCH, recorded: Recorded, autojump_clock: trio.testing.MockClock
 ) -> None:
     fake.add_destination("user/1001", Destination(answer_after=None))
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         await c.events("ALL")
         async with anyio.create_task_group() as tg:
             channel = await start_call(tg, c, "user/1001", fake)
@@ -146,7 +140,7 @@ async def test_wait_connection_lost(
     fake: FakeFreeSWITCH, recorded: Recorded, autojump_clock: trio.testing.MockClock
 ) -> None:
     fake.add_destination("user/1001", Destination(answer_after=None))
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         await c.events("ALL")
         async with anyio.create_task_group() as tg:
             channel = await start_call(tg, c, "user/1001", fake)
@@ -163,7 +157,7 @@ async def test_a_cancelled_wait_ends_its_span_before_the_cancellation_propagates
 ) -> None:
     fake.add_destination("user/1001", Destination(answer_after=None))
     seen_in_flight: list[object] = []
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         await c.events("ALL")
         async with anyio.create_task_group() as tg:
             channel = await start_call(tg, c, "user/1001", fake)
@@ -185,7 +179,7 @@ async def test_a_cancelled_wait_ends_its_span_before_the_cancellation_propagates
 
 @pytest.mark.trio
 async def test_wait_error() -> None:
-    recorded_error = RecordedSpans()
+    recorded_error = Recorded.in_memory()
     with (
         pytest.raises(ValueError),
         tracing.channel_wait(
@@ -200,18 +194,6 @@ async def test_wait_error() -> None:
     attributes = dict(recorded_error.one("channel.wait").attributes or {})
     assert attributes["wait.result"] == "error"
     assert "wait.timeout" not in attributes  # None is left out, not written as a string
-
-
-class RecordedSpans(Recorded):
-    def __init__(self) -> None:
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-        exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        super().__init__(provider, exporter)
 
 
 # --- ring group ---------------------------------------------------------------------
@@ -249,13 +231,7 @@ async def test_ring_group_answered(
 ) -> None:
     fake.add_destination("user/1001", Destination(answer_after=None))
     fake.add_destination("user/1002", Destination(answer_after=4))
-    async with Inbound(
-        fake.host,
-        fake.port,
-        "ClueCon",
-        tracer_provider=recorded.provider,
-        meter_provider=metrics.provider,
-    ) as c:
+    async with traced_inbound(fake, recorded, metrics) as c:
         span = await ring(c, ["user/1001", "user/1002"], seconds=20)
     assert span.result is RingGroupResult.ANSWERED
     attributes = dict(recorded.one("ring_group.ring").attributes or {})
@@ -289,7 +265,7 @@ async def test_ring_group_no_answer(
     fake: FakeFreeSWITCH, recorded: Recorded, autojump_clock: trio.testing.MockClock
 ) -> None:
     fake.add_destination("user/*", Destination(answer_after=None))
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         span = await ring(c, ["user/1001"], seconds=5)
     assert span.result is RingGroupResult.NO_ANSWER
     attributes = dict(recorded.one("ring_group.ring").attributes or {})
@@ -303,7 +279,7 @@ async def test_ring_group_cancelled_by_the_caller(
     fake: FakeFreeSWITCH, recorded: Recorded, autojump_clock: trio.testing.MockClock
 ) -> None:
     fake.add_destination("user/*", Destination(answer_after=None))
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         with anyio.move_on_after(2):
             await ring(c, ["user/1001"], seconds=30)
     attributes = dict(recorded.one("ring_group.ring").attributes or {})
@@ -313,7 +289,7 @@ async def test_ring_group_cancelled_by_the_caller(
 
 @pytest.mark.trio
 async def test_ring_group_error(fake: FakeFreeSWITCH, recorded: Recorded) -> None:
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         with pytest.raises(Exception) as raised:
             await ring(c, ["nowhere/404"], seconds=30)
     span = recorded.one("ring_group.ring")
@@ -332,7 +308,7 @@ async def test_channel_operation_attributes(
     fake: FakeFreeSWITCH, recorded: Recorded, autojump_clock: trio.testing.MockClock
 ) -> None:
     fake.add_destination("user/1001", Destination(answer_after=None))
-    async with Inbound(fake.host, fake.port, "ClueCon", tracer_provider=recorded.provider) as c:
+    async with traced_inbound(fake, recorded) as c:
         conn = c.connection
         await c.events("CHANNEL_CREATE")
         async with anyio.create_task_group() as tg:
@@ -417,7 +393,7 @@ async def test_channel_operation_attributes(
 
 
 def test_failed_answer_and_bridge_record_success_false() -> None:
-    recorded = RecordedSpans()
+    recorded = Recorded.in_memory()
     with (
         pytest.raises(ChannelHangup),
         tracing.channel_answer("u", tracer_provider=recorded.provider),
@@ -439,7 +415,7 @@ def test_failed_answer_and_bridge_record_success_false() -> None:
 
 
 def test_session_spans_nest_and_queue_depth_is_a_span_attribute() -> None:
-    recorded = RecordedSpans()
+    recorded = Recorded.in_memory()
     with (
         tracing.session_sendmsg(
             "u",
@@ -479,7 +455,7 @@ def test_session_spans_nest_and_queue_depth_is_a_span_attribute() -> None:
 
 
 def test_outbound_handle_connection_names_the_peer() -> None:
-    recorded = RecordedSpans()
+    recorded = Recorded.in_memory()
     with tracing.outbound_handle_connection("192.0.2.2", 40123, tracer_provider=recorded.provider):
         pass
     assert recorded.one("outbound_handle_connection").attributes == {
@@ -508,7 +484,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.mark.anyio
 async def test_cancellation_is_recognised_on_both_backends(anyio_backend: str) -> None:
-    recorded = RecordedSpans()
+    recorded = Recorded.in_memory()
     with anyio.CancelScope() as scope:
         with tracing.channel_wait(
             "u", target="x", timeout=None, wait_type="event", tracer_provider=recorded.provider

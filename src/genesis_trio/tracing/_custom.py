@@ -14,28 +14,12 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from . import _names as n
-from ._lifecycle import Attributes, channel_attributes, copy
+from ._lifecycle import Attributes, channel_attributes, copy, emit_span
 
 __all__ = ["CUSTOM_SUBCLASSES", "CustomProcessor"]
 
 Headers = Mapping[str, str]
-
-CUSTOM_SUBCLASSES: Final = frozenset(
-    {
-        "sofia::transferor",
-        "sofia::transferee",
-        "sofia::register",
-        "sofia::unregister",
-        "sofia::expire",
-        "sofia::gateway_state",
-        "sofia::reinvite",
-        "sofia::replaced",
-        "callcenter::info",
-        "conference::maintenance",
-        "conference::cdr",
-        "valet_parking::info",
-    }
-)
+Emitter = Callable[[str, Headers, Attributes], tuple[str, list[tuple[str, Attributes]]]]
 
 
 def _first(attributes: Attributes, key: str, headers: Headers, *names: str) -> None:
@@ -46,6 +30,11 @@ def _first(attributes: Attributes, key: str, headers: Headers, *names: str) -> N
             return
 
 
+def _copy_all(attributes: Attributes, headers: Headers, header_of: Mapping[str, str]) -> None:
+    for key, header in header_of.items():
+        copy(attributes, key, headers, header)
+
+
 class CustomProcessor:
     """Emits one span per recognised CUSTOM event."""
 
@@ -53,34 +42,12 @@ class CustomProcessor:
         self._tracer = tracer
 
     def process(self, subclass: str, headers: Headers, parent: Context | None) -> None:
-        emit = self._dispatch(subclass)
+        emit = _EMITTERS.get(subclass)
         if emit is None:
             return
         attributes = channel_attributes(headers)
         name, events = emit(subclass, headers, attributes)
-        span = self._tracer.start_span(name, context=parent, attributes=attributes)
-        for event_name, event_attributes in events:
-            span.add_event(event_name, event_attributes)
-        span.end()
-
-    def _dispatch(
-        self, subclass: str
-    ) -> Callable[[str, Headers, Attributes], tuple[str, list[tuple[str, Attributes]]]] | None:
-        if subclass in ("sofia::transferor", "sofia::transferee"):
-            return _transfer
-        if subclass in ("sofia::register", "sofia::unregister", "sofia::expire"):
-            return _register
-        if subclass == "sofia::gateway_state":
-            return _register
-        if subclass in ("sofia::reinvite", "sofia::replaced"):
-            return _reinvite
-        if subclass == "callcenter::info":
-            return _callcenter
-        if subclass in ("conference::maintenance", "conference::cdr"):
-            return _conference
-        if subclass == "valet_parking::info":
-            return _valet
-        return None
+        emit_span(self._tracer, name, attributes, parent, events)
 
 
 def _profile(attributes: Attributes, headers: Headers) -> None:
@@ -125,18 +92,6 @@ def _reinvite(
     return name, []
 
 
-def _callcenter(
-    subclass: str, headers: Headers, attributes: Attributes
-) -> tuple[str, list[tuple[str, Attributes]]]:
-    copy(attributes, n.CC_QUEUE, headers, "CC-Queue")
-    copy(attributes, n.CC_ACTION, headers, "CC-Action")
-    copy(attributes, n.CC_AGENT, headers, "CC-Agent")
-    copy(attributes, n.CC_MEMBER_UUID, headers, "CC-Member-UUID")
-    copy(attributes, n.CC_COUNT, headers, "CC-Count")
-    copy(attributes, n.CC_SELECTION, headers, "CC-Selection")
-    return n.FS_CALLCENTER_INFO, []
-
-
 def _conference(
     subclass: str, headers: Headers, attributes: Attributes
 ) -> tuple[str, list[tuple[str, Attributes]]]:
@@ -150,11 +105,53 @@ def _conference(
     return name, []
 
 
-def _valet(
-    subclass: str, headers: Headers, attributes: Attributes
-) -> tuple[str, list[tuple[str, Attributes]]]:
-    copy(attributes, n.VALET_LOT, headers, "Valet-Lot-Name")
-    copy(attributes, n.VALET_EXTENSION, headers, "Valet-Extension")
-    copy(attributes, n.VALET_ACTION, headers, "Action")
-    copy(attributes, n.BRIDGE_TO_UUID, headers, "Bridge-To-UUID")
-    return n.FS_VALET_INFO, []
+def _copying(name: str, header_of: Mapping[str, str]) -> Emitter:
+    """An emitter for events whose span is just headers copied to attributes."""
+
+    def emit(
+        subclass: str, headers: Headers, attributes: Attributes
+    ) -> tuple[str, list[tuple[str, Attributes]]]:
+        _copy_all(attributes, headers, header_of)
+        return name, []
+
+    return emit
+
+
+_callcenter = _copying(
+    n.FS_CALLCENTER_INFO,
+    {
+        n.CC_QUEUE: "CC-Queue",
+        n.CC_ACTION: "CC-Action",
+        n.CC_AGENT: "CC-Agent",
+        n.CC_MEMBER_UUID: "CC-Member-UUID",
+        n.CC_COUNT: "CC-Count",
+        n.CC_SELECTION: "CC-Selection",
+    },
+)
+
+_valet = _copying(
+    n.FS_VALET_INFO,
+    {
+        n.VALET_LOT: "Valet-Lot-Name",
+        n.VALET_EXTENSION: "Valet-Extension",
+        n.VALET_ACTION: "Action",
+        n.BRIDGE_TO_UUID: "Bridge-To-UUID",
+    },
+)
+
+_EMITTERS: Final[Mapping[str, Emitter]] = {
+    "sofia::transferor": _transfer,
+    "sofia::transferee": _transfer,
+    "sofia::register": _register,
+    "sofia::unregister": _register,
+    "sofia::expire": _register,
+    "sofia::gateway_state": _register,
+    "sofia::reinvite": _reinvite,
+    "sofia::replaced": _reinvite,
+    "callcenter::info": _callcenter,
+    "conference::maintenance": _conference,
+    "conference::cdr": _conference,
+    "valet_parking::info": _valet,
+}
+
+CUSTOM_SUBCLASSES: Final = frozenset(_EMITTERS)

@@ -7,7 +7,7 @@ knows it) so a call can be joined with any other SIP observer's view.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from opentelemetry import trace
@@ -27,6 +27,20 @@ def copy(attributes: Attributes, key: str, headers: Headers, header: str) -> Non
     value = headers.get(header)
     if value:
         attributes[key] = value
+
+
+def emit_span(
+    tracer: trace.Tracer,
+    name: str,
+    attributes: Attributes,
+    parent: Context | None,
+    events: Iterable[tuple[str, Attributes]] = (),
+) -> None:
+    """One span for one reported fact: it has no duration of its own."""
+    span = tracer.start_span(name, context=parent, attributes=attributes)
+    for event_name, event_attributes in events:
+        span.add_event(event_name, event_attributes)
+    span.end()
 
 
 def channel_attributes(headers: Headers) -> Attributes:
@@ -93,10 +107,7 @@ class LifecycleProcessor:
     ) -> None:
         if self._tracer is None or parent is None:
             return
-        span = self._tracer.start_span(name, context=parent, attributes=attributes)
-        for event_name, event_attributes in events:
-            span.add_event(event_name, event_attributes)
-        span.end()
+        emit_span(self._tracer, name, attributes, parent, events)
 
     def _count(self, which: str, amount: int, labels: Mapping[str, str]) -> None:
         instruments = self._instruments
@@ -174,8 +185,7 @@ class LifecycleProcessor:
         self._span(n.FS_CHANNEL_UNBRIDGE, attributes, parent, ((n.EVENT_BRIDGE_TORN_DOWN, legs),))
 
     def _hangup(self, headers: Headers, attributes: Attributes, parent: Context | None) -> None:
-        cause = headers.get("Hangup-Cause") or "unknown"
-        attributes[n.HANGUP_CAUSE] = cause
+        cause = _hangup_cause(headers, attributes)
         copy(attributes, n.CHANNEL_STATE, headers, "Channel-State")
         event_name = n.EVENT_HANGUP_CAUSE_PREFIX + normalize_cause(cause)
         self._span(
@@ -186,8 +196,7 @@ class LifecycleProcessor:
     def _hangup_complete(
         self, headers: Headers, attributes: Attributes, parent: Context | None
     ) -> None:
-        cause = headers.get("Hangup-Cause") or "unknown"
-        attributes[n.HANGUP_CAUSE] = cause
+        cause = _hangup_cause(headers, attributes)
         copy(attributes, n.HANGUP_CAUSE_Q850, headers, "variable_hangup_cause_q850")
         duration = _call_duration(headers)
         if duration is not None:
@@ -205,10 +214,7 @@ class LifecycleProcessor:
         self._count("calls_active", -1, {"direction": headers.get("Call-Direction") or "unknown"})
 
     def _execute(self, headers: Headers, attributes: Attributes, parent: Context | None) -> None:
-        application = headers.get("Application") or "unknown"
-        attributes[n.APPLICATION_NAME] = application
-        copy(attributes, n.APPLICATION_UUID, headers, "Application-UUID")
-        copy(attributes, n.APPLICATION_DATA, headers, "Application-Data")
+        application = _application(headers, attributes)
         self._span(n.FS_CHANNEL_EXECUTE, attributes, parent)
         self._count(
             "dialplan_applications",
@@ -219,10 +225,7 @@ class LifecycleProcessor:
     def _execute_complete(
         self, headers: Headers, attributes: Attributes, parent: Context | None
     ) -> None:
-        application = headers.get("Application") or "unknown"
-        attributes[n.APPLICATION_NAME] = application
-        copy(attributes, n.APPLICATION_UUID, headers, "Application-UUID")
-        copy(attributes, n.APPLICATION_DATA, headers, "Application-Data")
+        application = _application(headers, attributes)
         copy(attributes, n.APPLICATION_RESPONSE, headers, "Application-Response")
         response = headers.get("Application-Response") or ""
         result = "fail" if response.startswith("-ERR") else "success"
@@ -283,6 +286,21 @@ LIFECYCLE_EVENTS: Final = frozenset(
         "CALL_UPDATE",
     }
 )
+
+
+def _hangup_cause(headers: Headers, attributes: Attributes) -> str:
+    cause = headers.get("Hangup-Cause") or "unknown"
+    attributes[n.HANGUP_CAUSE] = cause
+    return cause
+
+
+def _application(headers: Headers, attributes: Attributes) -> str:
+    """Copies what both CHANNEL_EXECUTE and its _COMPLETE say about the application."""
+    application = headers.get("Application") or "unknown"
+    attributes[n.APPLICATION_NAME] = application
+    copy(attributes, n.APPLICATION_UUID, headers, "Application-UUID")
+    copy(attributes, n.APPLICATION_DATA, headers, "Application-Data")
+    return application
 
 
 def _copy_int(attributes: Attributes, key: str, headers: Headers, header: str) -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from contextvars import Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final, Self, TypedDict
 
 import anyio
 from opentelemetry import context as otel_context
@@ -25,6 +25,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from .._exceptions import ChannelHangup, ConnectionLost
+from .._outcome import _leaves
 from . import _names as n
 from ._correlation import trace_variables
 from ._metrics import Instruments, instruments_for
@@ -64,15 +65,6 @@ class RingGroupResult(enum.StrEnum):
     ERROR = "error"
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        found: list[BaseException] = []
-        for inner in exc.exceptions:
-            found.extend(_leaves(inner))
-        return found
-    return [exc]
-
-
 def _is_cancellation(exc: BaseException) -> bool:
     try:
         cancelled = anyio.get_cancelled_exc_class()
@@ -102,16 +94,25 @@ def classify_wait(exc: BaseException | None) -> WaitResult:
     return WaitResult.ERROR
 
 
+class _Recorders(TypedDict):
+    """The ``tracer=`` / ``instruments=`` arguments of a span, resolved once."""
+
+    tracer: trace.Tracer
+    instruments: Instruments | None
+
+
 def _resolve(
     connection: ESLConnection | None,
     tracer_provider: trace.TracerProvider | None,
     meter_provider: MeterProvider | None,
-) -> tuple[trace.Tracer, Instruments | None]:
+) -> _Recorders:
     telemetry = getattr(connection, "telemetry", None) if connection is not None else None
     if telemetry is not None:
         tracer = telemetry.tracer or get_tracer(tracer_provider)
-        return tracer, telemetry.instruments
-    return get_tracer(tracer_provider), instruments_for(meter_provider)
+        return _Recorders(tracer=tracer, instruments=telemetry.instruments)
+    return _Recorders(
+        tracer=get_tracer(tracer_provider), instruments=instruments_for(meter_provider)
+    )
 
 
 class OperationSpan:
@@ -248,9 +249,13 @@ class _SuccessSpan(OperationSpan):
         *,
         success_key: str,
         duration_key: str | None = None,
-        **kwargs: object,
+        tracer: trace.Tracer,
+        instruments: Instruments | None = None,
+        operation: str | None = None,
     ) -> None:
-        super().__init__(name, attributes, **kwargs)  # type: ignore[arg-type]
+        super().__init__(
+            name, attributes, tracer=tracer, instruments=instruments, operation=operation
+        )
         self._success_key = success_key
         self._duration_key = duration_key
 
@@ -367,7 +372,6 @@ def channel_create(
 ) -> OperationSpan:
     """``channel.create``. Call ``span.set(CHANNEL_UUID, uuid)`` once known, and
     merge ``span.trace_variables()`` into the originate variables."""
-    tracer, instruments = _resolve(connection, tracer_provider, meter_provider)
     return OperationSpan(
         n.CHANNEL_CREATE,
         {
@@ -375,9 +379,8 @@ def channel_create(
             n.CHANNEL_UUID: channel_uuid,
             n.CHANNEL_HAS_VARIABLES: has_variables,
         },
-        tracer=tracer,
-        instruments=instruments,
         operation="create",
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -390,15 +393,13 @@ def channel_answer(
     meter_provider: MeterProvider | None = None,
 ) -> OperationSpan:
     """``channel.answer``: answer.success / answer.duration are written on exit."""
-    tracer, instruments = _resolve(connection, tracer_provider, meter_provider)
     return _SuccessSpan(
         n.CHANNEL_ANSWER,
         {n.CHANNEL_UUID: channel_uuid, n.CHANNEL_STATE: state},
         success_key=n.CHANNEL_ANSWER_SUCCESS,
         duration_key=n.CHANNEL_ANSWER_DURATION,
-        tracer=tracer,
-        instruments=instruments,
         operation="answer",
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -413,7 +414,6 @@ def channel_hangup(
     meter_provider: MeterProvider | None = None,
 ) -> OperationSpan:
     """``channel.hangup`` (``span.set(CALL_DURATION, s)`` if only known later)."""
-    tracer, instruments = _resolve(connection, tracer_provider, meter_provider)
     return OperationSpan(
         n.CHANNEL_HANGUP,
         {
@@ -422,9 +422,8 @@ def channel_hangup(
             n.HANGUP_CAUSE: cause,
             n.CALL_DURATION: call_duration,
         },
-        tracer=tracer,
-        instruments=instruments,
         operation="hangup",
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -438,14 +437,12 @@ def channel_bridge(
     meter_provider: MeterProvider | None = None,
 ) -> OperationSpan:
     """``channel.bridge``: channel.bridge.success is written on exit."""
-    tracer, instruments = _resolve(connection, tracer_provider, meter_provider)
     return _SuccessSpan(
         n.CHANNEL_BRIDGE,
         {n.CHANNEL_UUID: channel_uuid, n.CHANNEL_OTHER_UUID: other_uuid, n.CHANNEL_STATE: state},
         success_key=n.CHANNEL_BRIDGE_SUCCESS,
-        tracer=tracer,
-        instruments=instruments,
         operation="bridge",
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -458,13 +455,11 @@ def channel_playback(
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
 ) -> OperationSpan:
-    tracer, instruments = _resolve(connection, tracer_provider, meter_provider)
     return OperationSpan(
         n.CHANNEL_PLAYBACK,
         {n.CHANNEL_UUID: channel_uuid, n.PLAYBACK_PATH: path, n.PLAYBACK_BLOCK: block},
-        tracer=tracer,
-        instruments=instruments,
         operation="playback",
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -478,7 +473,6 @@ def channel_say(
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
 ) -> OperationSpan:
-    tracer, instruments = _resolve(connection, tracer_provider, meter_provider)
     return OperationSpan(
         n.CHANNEL_SAY,
         {
@@ -487,9 +481,8 @@ def channel_say(
             n.SAY_KIND: kind,
             n.SAY_METHOD: method,
         },
-        tracer=tracer,
-        instruments=instruments,
         operation="say",
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -502,13 +495,11 @@ def channel_play_and_get_digits(
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
 ) -> OperationSpan:
-    tracer, instruments = _resolve(connection, tracer_provider, meter_provider)
     return OperationSpan(
         n.CHANNEL_PLAY_AND_GET_DIGITS,
         {n.CHANNEL_UUID: channel_uuid, n.PAGD_FILE: file, n.PAGD_TRIES: tries},
-        tracer=tracer,
-        instruments=instruments,
         operation="play_and_get_digits",
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -520,13 +511,11 @@ def channel_park(
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
 ) -> OperationSpan:
-    tracer, instruments = _resolve(connection, tracer_provider, meter_provider)
     return OperationSpan(
         n.CHANNEL_PARK,
         {n.CHANNEL_UUID: channel_uuid, n.CHANNEL_STATE: state},
-        tracer=tracer,
-        instruments=instruments,
         operation="park",
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -541,7 +530,6 @@ def channel_wait(
     meter_provider: MeterProvider | None = None,
 ) -> WaitSpan:
     """``channel.wait``; ``wait.result`` is written on exit (see :class:`WaitSpan`)."""
-    tracer, instruments = _resolve(connection, tracer_provider, meter_provider)
     return WaitSpan(
         n.CHANNEL_WAIT,
         {
@@ -550,9 +538,8 @@ def channel_wait(
             n.WAIT_TIMEOUT: timeout,
             n.WAIT_TYPE: wait_type,
         },
-        tracer=tracer,
-        instruments=instruments,
         operation="wait",
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -565,13 +552,11 @@ def channel_dtmf_received(
     meter_provider: MeterProvider | None = None,
 ) -> DtmfSpan:
     """``channel.dtmf.received`` around the DTMF handler call."""
-    tracer, instruments = _resolve(connection, tracer_provider, meter_provider)
     return DtmfSpan(
         n.CHANNEL_DTMF_RECEIVED,
         {n.CHANNEL_UUID: channel_uuid, n.DTMF_DIGIT: digit},
-        tracer=tracer,
-        instruments=instruments,
         operation="dtmf",
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -588,7 +573,6 @@ def ring_group_ring(
     meter_provider: MeterProvider | None = None,
 ) -> RingGroupSpan:
     """``ring_group.ring``; result / duration / error are written on exit."""
-    tracer, instruments = _resolve(connection, tracer_provider, meter_provider)
     return RingGroupSpan(
         n.RING_GROUP_RING,
         {
@@ -599,8 +583,7 @@ def ring_group_ring(
             n.RING_GROUP_HAS_VARIABLES: has_variables,
             n.RING_GROUP_BALANCED: balanced,
         },
-        tracer=tracer,
-        instruments=instruments,
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -614,7 +597,6 @@ def session_sendmsg(
     tracer_provider: trace.TracerProvider | None = None,
 ) -> OperationSpan:
     """``session.sendmsg``; open :func:`session_await_complete` inside it when blocking."""
-    tracer, _ = _resolve(connection, tracer_provider, None)
     return OperationSpan(
         n.SESSION_SENDMSG,
         {
@@ -623,7 +605,7 @@ def session_sendmsg(
             n.APPLICATION_UUID: application_uuid,
             n.APPLICATION_BLOCK: block,
         },
-        tracer=tracer,
+        tracer=_resolve(connection, tracer_provider, None)["tracer"],
     )
 
 
@@ -635,32 +617,31 @@ def session_await_complete(
     tracer_provider: trace.TracerProvider | None = None,
 ) -> WaitSpan:
     """``session.await_complete`` (also carries ``wait.result``)."""
-    tracer, _ = _resolve(connection, tracer_provider, None)
     return WaitSpan(
         n.SESSION_AWAIT_COMPLETE,
         {n.CHANNEL_UUID: channel_uuid, n.APPLICATION_UUID: application_uuid},
-        tracer=tracer,
+        tracer=_resolve(connection, tracer_provider, None)["tracer"],
+    )
+
+
+def _consumer_span(
+    name: str, host: str, port: int, tracer_provider: trace.TracerProvider | None
+) -> OperationSpan:
+    return OperationSpan(
+        name, {n.CONSUMER_HOST: host, n.CONSUMER_PORT: port}, tracer=get_tracer(tracer_provider)
     )
 
 
 def consumer_start(
     host: str, port: int, *, tracer_provider: trace.TracerProvider | None = None
 ) -> OperationSpan:
-    return OperationSpan(
-        n.CONSUMER_START,
-        {n.CONSUMER_HOST: host, n.CONSUMER_PORT: port},
-        tracer=get_tracer(tracer_provider),
-    )
+    return _consumer_span(n.CONSUMER_START, host, port, tracer_provider)
 
 
 def consumer_stop(
     host: str, port: int, *, tracer_provider: trace.TracerProvider | None = None
 ) -> OperationSpan:
-    return OperationSpan(
-        n.CONSUMER_STOP,
-        {n.CONSUMER_HOST: host, n.CONSUMER_PORT: port},
-        tracer=get_tracer(tracer_provider),
-    )
+    return _consumer_span(n.CONSUMER_STOP, host, port, tracer_provider)
 
 
 def queue_wait_and_acquire(
@@ -699,9 +680,8 @@ def outbound_handle_connection(
     """``outbound_handle_connection``: the peer is FreeSWITCH's side of the accepted
     socket (``stream.extra(anyio.abc.SocketAttribute.remote_address)``), not our
     listening address."""
-    tracer, _ = _resolve(connection, tracer_provider, None)
     return OperationSpan(
         n.OUTBOUND_HANDLE_CONNECTION,
         {n.NET_PEER_NAME: peer_host, n.NET_PEER_PORT: peer_port},
-        tracer=tracer,
+        tracer=_resolve(connection, tracer_provider, None)["tracer"],
     )
