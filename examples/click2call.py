@@ -18,9 +18,7 @@ from contextlib import AsyncExitStack
 
 import trio
 
-from genesis_trio import ChannelHangup, Inbound, OriginateError
-from genesis_trio._channel import Channel
-from genesis_trio._channel_state import ChannelState
+from genesis_trio import Channel, ChannelHangup, ChannelState, Inbound, OriginateError
 from genesis_trio.testing import Destination, FakeFreeSWITCH
 
 

@@ -18,9 +18,7 @@ import argparse
 import anyio
 import trio
 
-from genesis_trio import ChannelHangup, Inbound
-from genesis_trio._outbound import Outbound
-from genesis_trio._session import Session
+from genesis_trio import ChannelHangup, Inbound, Outbound, Session
 from genesis_trio.testing import FakeFreeSWITCH
 
 MENU = "ivr/ivr-please_choose_from_the_following.wav"
@@ -87,7 +85,7 @@ async def with_real_switch(app: Outbound, host: str, port: int, password: str, d
     async with anyio.create_task_group() as tasks:
         listen_host, listen_port = await tasks.start(app.serve)
         async with Inbound(host, port, password) as client:
-            target = f"&socket('{listen_host}:{listen_port} async full')"
+            target = f"'&socket({listen_host}:{listen_port} async full)'"
             print(await client.bgapi(f"originate {dial} {target}"))
         with trio.move_on_after(300):
             await calls_done.wait()

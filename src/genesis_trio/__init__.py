@@ -22,7 +22,7 @@ from ._exceptions import (
 )
 from ._inbound import Inbound
 from ._outbound import Outbound
-from ._outcome import OperationTimeout, Outcome
+from ._outcome import OperationTimeout, Outcome, OutcomeScope
 from ._session import Session
 from ._stream import ESLConnection
 from ._subscription import Overflow, Subscription, SubscriptionOverflow
@@ -78,6 +78,7 @@ __all__ = [
     "OriginateError",
     "Outbound",
     "Outcome",
+    "OutcomeScope",
     "Overflow",
     "ProtocolError",
     "Queue",

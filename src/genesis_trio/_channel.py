@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 import uuid as uuid_module
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import anyio
 
@@ -1081,7 +1081,17 @@ class Channel:
 
         subscription = self._connection.subscribe(uuid=self.uuid, matches=wanted, max_buffer=1000)
         self._dtmf_subscriptions.append(subscription)
-        self._connection.start_soon(self._dtmf_worker, subscription, handler, name="dtmf-handler")
+        self._start_soon(self._dtmf_worker, subscription, handler)
+
+    def _start_soon(
+        self,
+        func: Callable[[Subscription[Event], DtmfHandler], Coroutine[Any, Any, None]],
+        *args: Any,
+    ) -> None:
+        # An outbound session owns its call's background work (it ends with the
+        # handler); other clients hand it to their connection's task group.
+        start = getattr(self._client, "start_soon", None) or self._connection.start_soon
+        start(func, *args, name=f"dtmf handler of {self.uuid}")
 
     async def _dtmf_worker(self, subscription: Subscription[Event], handler: DtmfHandler) -> None:
         try:

@@ -112,22 +112,30 @@ class Outbound:
         connection = ESLConnection(stream, max_frame_size=self._max_frame_size)
         if telemetry is not None:
             telemetry.attach(connection)
-        with tracing.outbound_handle_connection(
-            peer_host, peer_port, connection=connection, tracer_provider=self._tracer_provider
-        ):
-            async with anyio.create_task_group() as call:
-                reading = await call.start(self._read, connection)
-                session = Session(connection, call)
-                self.sessions.add(session)
-                try:
-                    await self._run_session(session)
-                finally:
-                    self.sessions.discard(session)
-                    # The reader is still alive even when the server is being
-                    # cancelled, so the goodbye (exit, +OK bye) completes.
-                    await session.aclose(grace=self.close_timeout)
-                    reading.cancel()
-                    call.cancel_scope.cancel()
+        try:
+            with tracing.outbound_handle_connection(
+                peer_host, peer_port, connection=connection, tracer_provider=self._tracer_provider
+            ):
+                await self._serve_call(connection)
+        except* Exception as failures:
+            # One call's failure never stops the server (or another call).
+            for failure in failures.exceptions:
+                logger.error("outbound connection from %s failed", peer_host, exc_info=failure)
+
+    async def _serve_call(self, connection: ESLConnection) -> None:
+        async with anyio.create_task_group() as call:
+            reading = await call.start(self._read, connection)
+            session = Session(connection, call)
+            self.sessions.add(session)
+            try:
+                await self._run_session(session)
+            finally:
+                self.sessions.discard(session)
+                # The reader is still alive even when the server is being
+                # cancelled, so the goodbye (exit, +OK bye) completes.
+                await session.aclose(grace=self.close_timeout)
+                reading.cancel()
+                call.cancel_scope.cancel()
 
     async def _read(
         self,

@@ -8,10 +8,7 @@ from dataclasses import dataclass
 
 import trio
 
-from genesis_trio import Inbound
-from genesis_trio._channel import Channel
-from genesis_trio._outbound import Outbound
-from genesis_trio._session import Session
+from genesis_trio import Channel, Inbound, Outbound, Session
 from genesis_trio.testing import Destination, FakeChannel, FakeFreeSWITCH
 
 

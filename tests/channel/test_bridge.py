@@ -6,9 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from genesis_trio import ChannelHangup, CommandError, Inbound
-from genesis_trio._channel import Channel
-from genesis_trio._channel_state import ChannelState
+from genesis_trio import Channel, ChannelHangup, ChannelState, CommandError, Inbound
 from genesis_trio.testing import Destination, FakeFreeSWITCH
 
 from ._calls import outbound_call

@@ -122,6 +122,7 @@ async def test_send_dtmf_and_wait_for_a_digit(
     async with call_over(kind, fake) as call, trio.open_nursery() as nursery:
         await call.channel.send_dtmf("12w3", duration_ms=100)
         assert call.far.dtmf_sent == ["12w3@100"]
+
         async def caller() -> None:
             await trio.sleep(1)
             fake.send_dtmf(call.far.uuid, "9")

@@ -6,9 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from genesis_trio import Inbound, OriginateError
-from genesis_trio._channel import Channel
-from genesis_trio._channel_state import ChannelState
+from genesis_trio import Channel, ChannelState, Inbound, OriginateError
 from genesis_trio.testing import Destination, FakeFreeSWITCH
 
 pytestmark = pytest.mark.trio

@@ -7,8 +7,8 @@ import pytest
 import trio
 import trio.testing
 
-from genesis_trio import ChannelHangup, ConnectionLost, GenesisError
-from genesis_trio._outcome import OperationTimeout, Outcome, OutcomeScope, outcome_of
+from genesis_trio import ChannelHangup, ConnectionLost, GenesisError, OperationTimeout, Outcome
+from genesis_trio._outcome import OutcomeScope, outcome_of
 
 pytestmark = pytest.mark.trio
 

@@ -129,16 +129,15 @@ async def test_connection_loss_during_playback(
     fake: FakeFreeSWITCH, kind: str, autojump_clock: trio.testing.MockClock
 ) -> None:
     fake.set_media_duration("long.wav", 60)
-    async with call_over(kind, fake) as call:
-        async with trio.open_nursery() as nursery:
+    async with call_over(kind, fake) as call, trio.open_nursery() as nursery:
 
-            async def switch_dies() -> None:
-                await call.far.wait_for_application("playback")
-                await fake.drop_connections()
+        async def switch_dies() -> None:
+            await call.far.wait_for_application("playback")
+            await fake.drop_connections()
 
-            nursery.start_soon(switch_dies)
-            with pytest.raises(ConnectionLost):
-                await call.channel.playback("long.wav")
+        nursery.start_soon(switch_dies)
+        with pytest.raises(ConnectionLost):
+            await call.channel.playback("long.wav")
 
 
 async def test_execute_any_application(
@@ -156,3 +155,48 @@ async def test_execute_any_application(
         with pytest.raises(TimeoutError):
             await call.channel.execute("sleep", "10000", timeout=1)
         assert call.far.applications[-1].interrupted
+
+
+async def test_execute_outcomes_cancelled_hangup_and_lost(
+    fake: FakeFreeSWITCH, kind: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with call_over(kind, fake) as call:
+        # cancelled: the caller's scope; the sleep is broken on the switch
+        with trio.move_on_after(1) as scope:
+            await call.channel.execute("sleep", "60000")
+        assert scope.cancelled_caught
+        await trio.testing.wait_all_tasks_blocked()
+        assert call.far.applications[-1].interrupted
+        assert call.far.breaks == [False]
+        # connection loss / hangup: at once, whichever comes
+        async with trio.open_nursery() as nursery:
+
+            async def far_end() -> None:
+                await trio.sleep(2)
+                call.far.request_hangup("USER_BUSY")
+
+            nursery.start_soon(far_end)
+            started = trio.current_time()
+            with pytest.raises(ChannelHangup) as caught:
+                await call.channel.execute("sleep", "60000")
+            assert caught.value.cause == "USER_BUSY"
+            assert trio.current_time() - started == pytest.approx(2)
+        with pytest.raises(ChannelHangup):
+            await call.channel.execute("sleep", "1")  # fails before sending anything
+
+
+async def test_execute_when_the_connection_is_lost(
+    fake: FakeFreeSWITCH, kind: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with call_over(kind, fake) as call:
+        async with trio.open_nursery() as nursery:
+
+            async def switch_dies() -> None:
+                await call.far.wait_for_application("sleep")
+                await fake.drop_connections()
+
+            nursery.start_soon(switch_dies)
+            with pytest.raises(ConnectionLost):
+                await call.channel.execute("sleep", "60000")
+        with pytest.raises(ConnectionLost):
+            await call.channel.execute("sleep", "1")

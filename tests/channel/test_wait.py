@@ -11,9 +11,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from genesis_trio import ChannelHangup, ChannelNotFound, ConnectionLost, Inbound
-from genesis_trio._channel import Channel
-from genesis_trio._channel_state import ChannelState
+from genesis_trio import (
+    Channel,
+    ChannelHangup,
+    ChannelNotFound,
+    ChannelState,
+    ConnectionLost,
+    Inbound,
+)
 from genesis_trio.testing import Destination, FakeFreeSWITCH
 
 pytestmark = pytest.mark.trio

@@ -7,8 +7,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from genesis_trio._outbound import Outbound
-from genesis_trio._session import Session
+from genesis_trio import Outbound, Session
 from genesis_trio.testing import FakeChannel, FakeFreeSWITCH
 
 

@@ -8,10 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from genesis_trio import ChannelHangup
-from genesis_trio._channel_state import ChannelState
-from genesis_trio._outbound import Outbound
-from genesis_trio._session import Session
+from genesis_trio import ChannelHangup, ChannelState, Outbound, Session
 from genesis_trio.testing import FakeFreeSWITCH
 
 from ._helpers import all_tasks, serving, tasks_under

@@ -8,10 +8,8 @@ import pytest
 import trio
 import trio.testing
 
-from genesis_trio import ChannelError
-from genesis_trio._channel import Channel
-from genesis_trio._session import Session
-from genesis_trio.protocol import NEED_DATA, CommandReply, ESLParser
+from genesis_trio import Channel, ChannelError, Session
+from genesis_trio.protocol import CommandReply, ESLParser
 from genesis_trio.testing import FakeFreeSWITCH
 
 from ._helpers import session_call
