@@ -26,6 +26,9 @@ PASSWORD = "ClueCon"
 EventHook = Callable[[Event], None]
 
 
+READ_HEADERS = ("Unique-ID", "Channel-State", "Caller-Caller-ID-Number")
+
+
 class Counter:
     """Counts events reaching the handler; stamps the first and the last."""
 
@@ -49,6 +52,12 @@ class Counter:
             self.done.set()
 
     async def handler(self, event: Event) -> None:
+        self.hit()
+
+    async def reading_handler(self, event: Event) -> None:
+        # What a typical handler does: look at a few headers of every event.
+        for name in READ_HEADERS:
+            event.get(name)
         self.hit()
 
     def sample(self) -> dict[str, Any]:
@@ -83,11 +92,13 @@ async def bench_consumer(
     hook: EventHook | None,
     *,
     concurrent: bool,
+    read_headers: bool = False,
 ) -> dict[str, Any]:
     counter = Counter(events)
     app = Consumer("127.0.0.1", port, PASSWORD, event_format=event_format, concurrent=concurrent)
+    handler = counter.reading_handler if read_headers else counter.handler
     for name in names:
-        app.handle(name)(counter.handler)
+        app.handle(name)(handler)
     async with anyio.create_task_group() as tg:
         client: Inbound = await tg.start(app.serve)
         if hook is not None:
@@ -149,6 +160,9 @@ def main() -> None:
         action="store_true",
         help="Consumer(concurrent=False): one in-order worker per handler, no task per event",
     )
+    parser.add_argument(
+        "--read-headers", action="store_true", help="the handler reads three headers per event"
+    )
     args = parser.parse_args()
     hook = load_hook(args.event_hook)
     fmt: EventFormat = "json" if args.event_format == "json" else "plain"
@@ -158,7 +172,13 @@ def main() -> None:
         names = [n for n in args.names.split(",") if n]
         concurrent = not args.sequential
         job = lambda: bench_consumer(  # noqa: E731
-            args.port, fmt, names, args.events, hook, concurrent=concurrent
+            args.port,
+            fmt,
+            names,
+            args.events,
+            hook,
+            concurrent=concurrent,
+            read_headers=args.read_headers,
         )
     elif args.bench == "raw":
         job = lambda: bench_raw(args.port, fmt, args.events, hook)  # noqa: E731

@@ -40,6 +40,9 @@ import genesis
 PASSWORD = "ClueCon"
 
 
+READ_HEADERS = ("Unique-ID", "Channel-State", "Caller-Caller-ID-Number")
+
+
 class Counter:
     """Counts events reaching the handler; stamps the first and the last."""
 
@@ -51,6 +54,12 @@ class Counter:
         self.cpu_first = 0.0
         self.cpu_last = 0.0
         self.done = asyncio.Event()
+
+    async def reading_handler(self, event: Any) -> None:
+        # What a typical handler does: look at a few headers of every event.
+        for name in READ_HEADERS:
+            event.get(name)
+        await self.handler(event)
 
     async def handler(self, event: Any) -> None:
         self.count += 1
@@ -82,12 +91,18 @@ def decode_json_processor(protocol: Any, event: Any) -> None:
 
 
 async def bench_consumer(
-    host: str, port: int, event_format: str, names: list[str], events: int
+    host: str,
+    port: int,
+    event_format: str,
+    names: list[str],
+    events: int,
+    read_headers: bool = False,
 ) -> dict[str, Any]:
     counter = Counter(events)
     app = genesis.Consumer(host, port, PASSWORD)
+    handler = counter.reading_handler if read_headers else counter.handler
     for name in names:
-        app.handle(name)(counter.handler)
+        app.handle(name)(handler)
     if event_format == "plain":
         runner = asyncio.create_task(app.start())
     else:
@@ -156,13 +171,16 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--read-headers", action="store_true")
     args = parser.parse_args()
 
     job: Callable[[], Awaitable[dict[str, Any]]]
     if args.bench == "consumer":
         names = [n for n in args.names.split(",") if n]
         fmt = args.event_format or "plain"
-        job = lambda: bench_consumer(args.host, args.port, fmt, names, args.events)  # noqa: E731
+        job = lambda: bench_consumer(  # noqa: E731
+            args.host, args.port, fmt, names, args.events, args.read_headers
+        )
     elif args.bench == "raw":
         fmt = args.event_format or "plain"
         job = lambda: bench_raw(args.host, args.port, fmt, args.events)  # noqa: E731
