@@ -19,7 +19,7 @@ import re
 import uuid as uuid_module
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack, overload
 
 import anyio
 
@@ -76,6 +76,14 @@ _VARIABLE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _DTMF_DIGITS = re.compile(r"[0-9A-Da-d*#wW]+")
 _DTMF_DIGIT = re.compile(r"[0-9A-Da-d*#]")
 _MISSING = ("No such channel", "No Such Channel", "invalid session id", "Cannot locate session")
+
+
+class _ExecuteOptions(TypedDict, total=False):
+    """The optional headers of a ``call-command: execute`` (see :meth:`Channel.execute`)."""
+
+    event_lock: bool
+    asynchronous: bool
+    loops: int | None
 
 
 def _checked_uuid(value: str) -> str:
@@ -437,16 +445,18 @@ class Channel:
             yield scope
 
     # --- executing applications ------------------------------------------------------
+    @staticmethod
     def _execute_headers(
-        self,
         application: str,
         arg: str | None,
-        event_uuid: str,
+        event_uuid: str | None,
         *,
         event_lock: bool = False,
         asynchronous: bool = False,
         loops: int | None = None,
-    ) -> list[tuple[str, str]]:
+    ) -> tuple[str, list[tuple[str, str]]]:
+        """The execute's Event-UUID (a new one unless given) and its sendmsg headers."""
+        event_uuid = event_uuid or str(uuid_module.uuid4())
         headers = [("call-command", "execute"), ("execute-app-name", application)]
         if arg:
             headers.append(("execute-app-arg", arg))
@@ -457,7 +467,7 @@ class Channel:
         if asynchronous:
             headers.append(("async", "true"))
         headers.append(("Event-UUID", event_uuid))
-        return headers
+        return event_uuid, headers
 
     async def _sendmsg(self, headers: list[tuple[str, str]]) -> CommandReply:
         target = None if self._session_channel else self.uuid
@@ -477,20 +487,9 @@ class Channel:
         application: str,
         arg: str | None,
         event_uuid: str | None = None,
-        *,
-        event_lock: bool = False,
-        asynchronous: bool = False,
-        loops: int | None = None,
+        **options: Unpack[_ExecuteOptions],
     ) -> str:
-        event_uuid = event_uuid or str(uuid_module.uuid4())
-        headers = self._execute_headers(
-            application,
-            arg,
-            event_uuid,
-            event_lock=event_lock,
-            asynchronous=asynchronous,
-            loops=loops,
-        )
+        event_uuid, headers = self._execute_headers(application, arg, event_uuid, **options)
         with tracing.session_sendmsg(
             self.uuid,
             application=application,
@@ -507,21 +506,10 @@ class Channel:
         application: str,
         arg: str | None,
         event_uuid: str | None = None,
-        *,
-        event_lock: bool = False,
-        asynchronous: bool = False,
-        loops: int | None = None,
+        **options: Unpack[_ExecuteOptions],
     ) -> Event:
         """Execute and wait for the CHANNEL_EXECUTE_COMPLETE carrying our Event-UUID."""
-        event_uuid = event_uuid or str(uuid_module.uuid4())
-        headers = self._execute_headers(
-            application,
-            arg,
-            event_uuid,
-            event_lock=event_lock,
-            asynchronous=asynchronous,
-            loops=loops,
-        )
+        event_uuid, headers = self._execute_headers(application, arg, event_uuid, **options)
         hangup_is_result = application == "hangup"
         with tracing.session_sendmsg(
             self.uuid,
@@ -662,24 +650,15 @@ class Channel:
         command. ``event_lock`` / ``asynchronous`` / ``loops`` add the
         ``event-lock``, ``async`` and ``loops`` headers.
         """
+        options: _ExecuteOptions = {
+            "event_lock": event_lock,
+            "asynchronous": asynchronous,
+            "loops": loops,
+        }
         with self._operation(None, f"execute {application}", timeout):
             if not block:
-                return await self._send_application(
-                    application,
-                    arg,
-                    event_uuid,
-                    event_lock=event_lock,
-                    asynchronous=asynchronous,
-                    loops=loops,
-                )
-            return await self._run_application(
-                application,
-                arg,
-                event_uuid,
-                event_lock=event_lock,
-                asynchronous=asynchronous,
-                loops=loops,
-            )
+                return await self._send_application(application, arg, event_uuid, **options)
+            return await self._run_application(application, arg, event_uuid, **options)
 
     # --- operations -------------------------------------------------------------------
     async def answer(self, *, timeout: float | None = None) -> Event:

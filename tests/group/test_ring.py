@@ -14,6 +14,7 @@ from genesis_trio import ChannelHangup, ConnectionLost, Inbound
 from genesis_trio._channel import Channel
 from genesis_trio.group import RingGroup, RingMode
 from genesis_trio.testing import Destination, FakeFreeSWITCH
+from task_tree import tasks_under
 
 pytestmark = pytest.mark.trio
 
@@ -21,16 +22,7 @@ pytestmark = pytest.mark.trio
 def our_tasks() -> set[trio.lowlevel.Task]:
     """The test's task and every task under it (the client's included; the fake
     switch runs in its fixture's task, so its simulated channels are not)."""
-    found: set[trio.lowlevel.Task] = set()
-    pending: list[trio.lowlevel.Task | None] = [trio.lowlevel.current_task()]
-    while pending:
-        task = pending.pop()
-        if task is None:
-            continue
-        found.add(task)
-        for nursery in task.child_nurseries:
-            pending.extend(nursery.child_tasks)
-    return found
+    return tasks_under(trio.lowlevel.current_task())
 
 
 def causes(fake: FakeFreeSWITCH) -> dict[str, str | None]:

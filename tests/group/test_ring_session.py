@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import pytest
 import trio
 import trio.testing
@@ -15,18 +12,9 @@ from genesis_trio._outbound import Outbound
 from genesis_trio._session import Session
 from genesis_trio.group import RingGroup
 from genesis_trio.testing import Destination, FakeFreeSWITCH
+from outbound_serving import serving
 
 pytestmark = pytest.mark.trio
-
-
-@asynccontextmanager
-async def serving(app: Outbound) -> AsyncIterator[tuple[str, int]]:
-    async with trio.open_nursery() as nursery:
-        address: tuple[str, int] = await nursery.start(app.serve)
-        try:
-            yield address
-        finally:
-            nursery.cancel_scope.cancel()
 
 
 async def test_the_caller_is_bridged_to_the_leg_that_answers(

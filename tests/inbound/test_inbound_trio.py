@@ -10,30 +10,18 @@ import trio.testing
 
 from genesis_trio import ConnectTimeout, Inbound
 from genesis_trio.testing import FakeFreeSWITCH
-
-
-def _all_tasks() -> set[trio.lowlevel.Task]:
-    found: set[trio.lowlevel.Task] = set()
-    pending = [trio.lowlevel.current_root_task()]
-    while pending:
-        task = pending.pop()
-        if task is None:
-            continue
-        found.add(task)
-        for nursery in task.child_nurseries:
-            pending.extend(nursery.child_tasks)
-    return found
+from task_tree import all_tasks
 
 
 @pytest.mark.trio
 async def test_no_task_outlives_the_connection(fake: FakeFreeSWITCH) -> None:
-    before = _all_tasks()
+    before = all_tasks()
     async with Inbound(fake.host, fake.port, "ClueCon") as client:
         client.on("CUSTOM", lambda event: None)
         async with client.subscribe("ALL"):
             await client.api("status")
-        assert len(_all_tasks()) > len(before)
-    assert _all_tasks() == before
+        assert len(all_tasks()) > len(before)
+    assert all_tasks() == before
 
 
 @pytest.mark.trio

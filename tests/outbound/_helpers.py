@@ -9,36 +9,10 @@ import trio
 
 from genesis_trio import Outbound, Session
 from genesis_trio.testing import FakeChannel, FakeFreeSWITCH
+from outbound_serving import serving
+from task_tree import all_tasks, tasks_under
 
-
-@asynccontextmanager
-async def serving(app: Outbound) -> AsyncIterator[tuple[str, int]]:
-    """Run ``app`` until the block ends; yields the address it listens on."""
-    async with trio.open_nursery() as nursery:
-        address: tuple[str, int] = await nursery.start(app.serve)
-        try:
-            yield address
-        finally:
-            nursery.cancel_scope.cancel()
-
-
-def all_tasks() -> set[trio.lowlevel.Task]:
-    """Every task alive in this run, found by walking the task tree."""
-    return tasks_under(trio.lowlevel.current_root_task())
-
-
-def tasks_under(root: trio.lowlevel.Task | trio.Nursery | None) -> set[trio.lowlevel.Task]:
-    """``root`` (a task, or a nursery's children) and every task below it."""
-    found: set[trio.lowlevel.Task] = set()
-    pending = list(root.child_tasks) if isinstance(root, trio.Nursery) else [root]
-    while pending:
-        task = pending.pop()
-        if task is None:
-            continue
-        found.add(task)
-        for nursery in task.child_nurseries:
-            pending.extend(nursery.child_tasks)
-    return found
+__all__ = ["all_tasks", "serving", "session_call", "tasks_under"]
 
 
 @asynccontextmanager

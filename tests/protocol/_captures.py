@@ -4,38 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
-from pathlib import Path
 
-import pytest
+from esl_captures import CAPTURES_DIR, MESSAGE_TYPES, read_capture
+from genesis_trio.protocol import CONNECTION_CLOSED, NEED_DATA, ESLParser, Event, Message
 
-from genesis_trio.protocol import (
-    CONNECTION_CLOSED,
-    NEED_DATA,
-    ApiResponse,
-    AuthRequest,
-    CommandReply,
-    DisconnectNotice,
-    ESLParser,
-    Event,
-    Frame,
-    LogData,
-    Message,
-    RudeRejection,
-)
-
-# The captures live next to the repository (/work/shared/captures for /work/main).
-CAPTURES_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "captures"
-
-MESSAGE_TYPES = (
-    AuthRequest,
-    CommandReply,
-    ApiResponse,
-    Event,
-    LogData,
-    DisconnectNotice,
-    RudeRejection,
-    Frame,
-)
+__all__ = [
+    "CAPTURES_DIR",
+    "MESSAGE_TYPES",
+    "capture_bytes",
+    "capture_events",
+    "capture_messages",
+    "parse_chunks",
+    "received_capture_names",
+    "sent_bytes",
+]
 
 
 def received_capture_names() -> list[str]:
@@ -51,18 +33,12 @@ def received_capture_names() -> list[str]:
 
 @cache
 def capture_bytes(name: str) -> bytes:
-    path = CAPTURES_DIR / f"{name}.bin"
-    if not path.is_file():
-        pytest.skip(f"FreeSWITCH capture {path} is not available (expected ../shared/captures)")
-    return path.read_bytes()
+    return read_capture(f"{name}.bin")
 
 
 def sent_bytes(name: str) -> bytes:
     """What the capture script sent on that socket (``NAME.sent.bin``)."""
-    path = CAPTURES_DIR / f"{name}.sent.bin"
-    if not path.is_file():
-        pytest.skip(f"FreeSWITCH capture {path} is not available (expected ../shared/captures)")
-    return path.read_bytes()
+    return read_capture(f"{name}.sent.bin")
 
 
 def parse_chunks(chunks: Iterable[bytes]) -> list[Message]:

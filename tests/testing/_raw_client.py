@@ -8,47 +8,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio
 import anyio.abc
-import pytest
 
+from esl_captures import MESSAGE_TYPES
+from esl_captures import read_capture as capture_bytes
 from genesis_trio.protocol import (
     CONNECTION_CLOSED,
     NEED_DATA,
     ApiResponse,
-    AuthRequest,
     CommandReply,
-    DisconnectNotice,
     ESLParser,
     Event,
-    Frame,
-    LogData,
     Message,
-    RudeRejection,
 )
 from genesis_trio.testing import FakeFreeSWITCH
 
-MESSAGE_TYPES = (
-    AuthRequest,
-    CommandReply,
-    ApiResponse,
-    Event,
-    LogData,
-    DisconnectNotice,
-    RudeRejection,
-    Frame,
-)
-
-CAPTURES_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "captures"
-
-
-def capture_bytes(name: str) -> bytes:
-    path = CAPTURES_DIR / name
-    if not path.is_file():
-        pytest.skip(f"capture {name} not available")
-    return path.read_bytes()
+__all__ = ["RawClient", "ServerClosed", "capture_bytes", "connect", "parse_all"]
 
 
 def parse_all(data: bytes) -> list[Message]:

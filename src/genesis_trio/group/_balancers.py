@@ -23,7 +23,9 @@ from .._util import collapse_single_exception_group
 from ..queue._redis_support import (
     LUA_NOW_MS,
     RedisClient,
+    SingleUseLifetime,
     as_int,
+    checked_heartbeat_interval,
     connection_errors,
     make_client,
 )
@@ -217,7 +219,7 @@ return 1
 )
 
 
-class RedisLoadBalancer(LoadBalancerBackend):
+class RedisLoadBalancer(SingleUseLifetime, LoadBalancerBackend):
     """Call counts in Redis, shared by every app instance that uses the same prefix.
 
     Use it as an async context manager: it registers this instance and keeps
@@ -237,6 +239,8 @@ class RedisLoadBalancer(LoadBalancerBackend):
     :param cleanup_timeout: seconds allowed for a shielded update after a cancellation.
     """
 
+    _lifetime_owner = "RedisLoadBalancer"
+
     def __init__(
         self,
         client_or_url: RedisClient | str,
@@ -248,13 +252,9 @@ class RedisLoadBalancer(LoadBalancerBackend):
     ) -> None:
         if not (instance_ttl > 0 and math.isfinite(instance_ttl)):
             raise ValueError(f"instance_ttl must be a positive number, not {instance_ttl}")
-        if heartbeat_interval is None:
-            heartbeat_interval = instance_ttl / 3
-        if not 0 < heartbeat_interval < instance_ttl:
-            raise ValueError(
-                f"heartbeat_interval must be between 0 and instance_ttl ({instance_ttl}), "
-                f"not {heartbeat_interval}"
-            )
+        heartbeat_interval = checked_heartbeat_interval(
+            "instance_ttl", instance_ttl, heartbeat_interval
+        )
         self._client = make_client(client_or_url)
         self._tag = f"{{{key_prefix}}}"
         self._instances_key = f"{self._tag}:instances"
@@ -268,29 +268,10 @@ class RedisLoadBalancer(LoadBalancerBackend):
         # heartbeat retries them, so the count still comes back down.
         self._unremoved: set[tuple[str, str]] = set()
         self._scripts: dict[str, Script[Any]] | None = None
-        self._lifetime: AbstractAsyncContextManager[RedisLoadBalancer] | None = None
 
     @property
     def instance_id(self) -> str:
         return self._instance
-
-    async def __aenter__(self) -> RedisLoadBalancer:
-        if self._lifetime is not None:
-            raise RuntimeError("RedisLoadBalancer is already in use by an `async with` block")
-        lifetime = self._run()
-        entered = await lifetime.__aenter__()
-        self._lifetime = lifetime
-        return entered
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        lifetime, self._lifetime = self._lifetime, None
-        assert lifetime is not None, "__aexit__ without __aenter__"
-        return await lifetime.__aexit__(exc_type, exc, tb)
 
     @asynccontextmanager
     async def _run(self) -> AsyncIterator[RedisLoadBalancer]:

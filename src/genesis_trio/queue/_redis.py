@@ -32,9 +32,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -42,7 +41,15 @@ import anyio
 from .._util import collapse_single_exception_group
 from . import _redis_scripts as scripts
 from ._errors import QueueLeaseLost
-from ._redis_support import RedisClient, as_int, as_text, connection_errors, make_client
+from ._redis_support import (
+    RedisClient,
+    SingleUseLifetime,
+    as_int,
+    as_text,
+    checked_heartbeat_interval,
+    connection_errors,
+    make_client,
+)
 
 if TYPE_CHECKING:
     from coredis.commands.script import Script
@@ -76,7 +83,7 @@ class _Scripts:
     status: Script[Any]
 
 
-class RedisBackend:
+class RedisBackend(SingleUseLifetime):
     """Queue lines kept in Redis, for many app instances on many machines.
 
     Use it as an async context manager; it owns its Redis connections and the
@@ -96,6 +103,8 @@ class RedisBackend:
         cancellation; if Redis cannot be reached by then the lease expiry frees the slot.
     """
 
+    _lifetime_owner = "RedisBackend"
+
     def __init__(
         self,
         client_or_url: RedisClient | str,
@@ -107,13 +116,7 @@ class RedisBackend:
     ) -> None:
         if not (lease_ttl > 0 and math.isfinite(lease_ttl)):
             raise ValueError(f"lease_ttl must be a positive number of seconds, not {lease_ttl}")
-        if heartbeat_interval is None:
-            heartbeat_interval = lease_ttl / 3
-        if not 0 < heartbeat_interval < lease_ttl:
-            raise ValueError(
-                f"heartbeat_interval must be between 0 and lease_ttl ({lease_ttl}), "
-                f"not {heartbeat_interval}"
-            )
+        heartbeat_interval = checked_heartbeat_interval("lease_ttl", lease_ttl, heartbeat_interval)
         self._client = make_client(client_or_url)
         self._prefix = key_prefix
         self._lease_ttl = lease_ttl
@@ -124,7 +127,6 @@ class RedisBackend:
         self._grant_events: dict[str, anyio.Event] = {}
         self._limits: dict[str, int] = {}
         self._scripts: _Scripts | None = None
-        self._lifetime: AbstractAsyncContextManager[RedisBackend] | None = None
 
     @property
     def client(self) -> RedisClient:
@@ -142,24 +144,6 @@ class RedisBackend:
     @property
     def heartbeat_interval(self) -> float:
         return self._heartbeat_interval
-
-    async def __aenter__(self) -> RedisBackend:
-        if self._lifetime is not None:
-            raise RuntimeError("RedisBackend is already in use by an `async with` block")
-        lifetime = self._run()
-        entered = await lifetime.__aenter__()
-        self._lifetime = lifetime
-        return entered
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        lifetime, self._lifetime = self._lifetime, None
-        assert lifetime is not None, "__aexit__ without __aenter__"
-        return await lifetime.__aexit__(exc_type, exc, tb)
 
     @asynccontextmanager
     async def _run(self) -> AsyncIterator[RedisBackend]:

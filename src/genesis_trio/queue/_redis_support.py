@@ -6,7 +6,9 @@ when a Redis object is actually built, so ``import genesis_trio`` works without 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, TypeAlias
 
 if TYPE_CHECKING:
     import coredis
@@ -14,8 +16,10 @@ if TYPE_CHECKING:
 __all__ = [
     "LUA_NOW_MS",
     "RedisClient",
+    "SingleUseLifetime",
     "as_int",
     "as_text",
+    "checked_heartbeat_interval",
     "connection_errors",
     "make_client",
 ]
@@ -62,3 +66,49 @@ def as_int(value: object) -> int:
     if isinstance(value, (bytes, str)):
         return int(value)
     raise TypeError(f"expected an integer reply from Redis, got {value!r}")
+
+
+def checked_heartbeat_interval(
+    ttl_name: str, ttl: float, heartbeat_interval: float | None
+) -> float:
+    """The heartbeat interval: ``ttl / 3`` unless given, and always shorter than the ttl."""
+    if heartbeat_interval is None:
+        heartbeat_interval = ttl / 3
+    if not 0 < heartbeat_interval < ttl:
+        raise ValueError(
+            f"heartbeat_interval must be between 0 and {ttl_name} ({ttl}), not {heartbeat_interval}"
+        )
+    return heartbeat_interval
+
+
+class SingleUseLifetime:
+    """``async with`` for an object whose connections and tasks live in its ``_run()``.
+
+    One ``async with`` block at a time: a second would share (and then close)
+    the first one's connections.
+    """
+
+    #: The class name the "already in use" error gives.
+    _lifetime_owner: ClassVar[str]
+    _lifetime: AbstractAsyncContextManager[Any] | None = None
+
+    def _run(self) -> AbstractAsyncContextManager[Any]:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        if self._lifetime is not None:
+            raise RuntimeError(f"{self._lifetime_owner} is already in use by an `async with` block")
+        lifetime = self._run()
+        entered: Self = await lifetime.__aenter__()
+        self._lifetime = lifetime
+        return entered
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        lifetime, self._lifetime = self._lifetime, None
+        assert lifetime is not None, "__aexit__ without __aenter__"
+        return await lifetime.__aexit__(exc_type, exc, tb)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .._session import MYEVENTS_NAMES
 from ..protocol import Event, EventFormat
 
 __all__ = ["EVENT_NAMES", "Subscription"]
@@ -115,35 +116,6 @@ EVENT_NAMES = frozenset(
 
 _FORMATS: dict[str, EventFormat] = {"plain": "plain", "json": "json", "xml": "xml"}
 
-# The events `myevents` subscribes to (mod_event_socket's list).
-_MYEVENTS = frozenset(
-    [
-        "CHANNEL_ANSWER",
-        "CHANNEL_APPLICATION",
-        "CHANNEL_BRIDGE",
-        "CHANNEL_CREATE",
-        "CHANNEL_DATA",
-        "CHANNEL_DESTROY",
-        "CHANNEL_EXECUTE",
-        "CHANNEL_EXECUTE_COMPLETE",
-        "CHANNEL_HANGUP",
-        "CHANNEL_HANGUP_COMPLETE",
-        "CHANNEL_ORIGINATE",
-        "CHANNEL_UUID",
-        "CHANNEL_OUTGOING",
-        "CHANNEL_PARK",
-        "CHANNEL_PROGRESS",
-        "CHANNEL_PROGRESS_MEDIA",
-        "CHANNEL_STATE",
-        "CHANNEL_UNBRIDGE",
-        "CHANNEL_UNPARK",
-        "DETECTED_SPEECH",
-        "DTMF",
-        "NOTALK",
-        "TALK",
-    ]
-)
-
 
 def _event_name(token: str) -> str | None:
     name = token.upper()
@@ -229,7 +201,7 @@ class Subscription:
 
     def myevents(self, uuid: str, event_format: str | None) -> str:
         self.session_uuid = uuid
-        self.names |= _MYEVENTS
+        self.names |= MYEVENTS_NAMES
         self.enabled = True
         if event_format is not None and event_format.lower() in _FORMATS:
             self.format = _FORMATS[event_format.lower()]
