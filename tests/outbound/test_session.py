@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import trio
 import trio.testing
 
+from esl_captures import read_capture
 from genesis_trio import Channel, ChannelError, Session
 from genesis_trio.protocol import CommandReply, ESLParser
 from genesis_trio.testing import FakeFreeSWITCH
@@ -16,15 +15,10 @@ from ._helpers import session_call
 
 pytestmark = pytest.mark.trio
 
-CAPTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "captures"
-
 
 def recorded_connect_reply() -> CommandReply:
-    path = CAPTURES / "outbound_session_plain.bin"
-    if not path.is_file():
-        pytest.skip("the outbound capture is not available")
     parser = ESLParser()
-    parser.receive_data(path.read_bytes())
+    parser.receive_data(read_capture("outbound_session_plain.bin"))
     first = parser.next_event()
     assert isinstance(first, CommandReply)
     return first
@@ -108,7 +102,7 @@ async def test_linger_seconds_then_goodbye(
 async def test_the_sent_commands_match_the_recorded_session(
     fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
 ) -> None:
-    recorded = (CAPTURES / "outbound_session_plain.sent.bin").read_text().split("\n\n")
+    recorded = read_capture("outbound_session_plain.sent.bin").decode().split("\n\n")
     recorded_lines = [block.split("\n")[0] for block in recorded if block]
     finished = trio.Event()
 
