@@ -58,12 +58,12 @@ RECORDED_API_STATUS: Final = (
 
 
 def captures_dir() -> Path | None:
-    """``$GENESIS_TRIO_CAPTURES``, else ``../shared/captures`` beside the repository."""
+    """``$GENESIS_TRIO_CAPTURES``, else the repository's ``tests/captures``."""
     configured = os.environ.get("GENESIS_TRIO_CAPTURES")
     path = (
         Path(configured)
         if configured
-        else Path(__file__).resolve().parents[1].parent / "shared" / "captures"
+        else Path(__file__).resolve().parents[1] / "tests" / "captures"
     )
     return path if path.is_dir() else None
 

@@ -18,8 +18,8 @@ from genesis_trio.protocol import (
     RudeRejection,
 )
 
-# The captures live next to the repository (/work/shared/captures for /work/main).
-CAPTURES_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "captures"
+# Raw bytes recorded from a real FreeSWITCH, kept in the repository (see captures/README.txt).
+CAPTURES_DIR = Path(__file__).resolve().parent / "captures"
 
 MESSAGE_TYPES = (
     AuthRequest,
@@ -37,5 +37,5 @@ def read_capture(file_name: str) -> bytes:
     """The bytes of one capture file; skips the test where the captures are absent."""
     path = CAPTURES_DIR / file_name
     if not path.is_file():
-        pytest.skip(f"FreeSWITCH capture {path} is not available (expected ../shared/captures)")
+        pytest.fail(f"FreeSWITCH capture {path} is missing from the repository", pytrace=False)
     return path.read_bytes()

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import pytest
 
+from esl_captures import CAPTURES_DIR as CAPTURES
 from genesis_trio._channel_state import ChannelState, ChannelStatus, is_hangup
 from genesis_trio.protocol import NEED_DATA, CommandReply, ESLParser, Event
-
-CAPTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "captures"
 
 A_LEG = "b557089b-0790-4637-a8f5-a6632ecf03e6"  # originated, bridged as A
 C_LEG = "4fb84043-2e31-43fd-9665-1f43ee9dc994"  # originated, bridged as B, killed

@@ -7,12 +7,12 @@ the recorded client sent, and compares the frames it gets with the recording.
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
+from esl_captures import CAPTURES_DIR as CAPTURES
 from genesis_trio.protocol import (
     NEED_DATA,
     ApiResponse,
@@ -25,8 +25,6 @@ from genesis_trio.protocol import (
 from genesis_trio.testing import FakeFreeSWITCH
 
 pytestmark = pytest.mark.trio
-
-CAPTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "captures"
 
 
 def recorded(name: str) -> tuple[list[Message], list[bytes]]:

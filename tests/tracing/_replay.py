@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio
 import anyio.abc
 
-CAPTURES = Path("/work/shared/captures")
+from esl_captures import CAPTURES_DIR as CAPTURES
+
 GREETING = b"Content-Type: auth/request\n\n"
 
 
