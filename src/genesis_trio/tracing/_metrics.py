@@ -78,7 +78,13 @@ class Instruments:
         )
 
 
-_by_provider: weakref.WeakKeyDictionary[Any, Instruments] = weakref.WeakKeyDictionary()
+# Per provider: its instruments, or _SILENT when its meters record nothing. The "nothing
+# records" answer is cached too: the API's proxy provider keeps every meter it hands out
+# (so that it can upgrade them once an SDK is set), and asking it once per operation grew
+# memory by about 4 KiB per call. Once an SDK is configured, ``get_meter_provider()``
+# returns that SDK's provider, a new key, so the cached answer never hides it.
+_SILENT = object()
+_by_provider: weakref.WeakKeyDictionary[Any, object] = weakref.WeakKeyDictionary()
 
 
 def instruments_for(provider: metrics.MeterProvider | None = None) -> Instruments | None:
@@ -89,11 +95,9 @@ def instruments_for(provider: metrics.MeterProvider | None = None) -> Instrument
     except TypeError:
         cached = None
     if cached is not None:
-        return cached
+        return cached if isinstance(cached, Instruments) else None
     meter = get_meter(resolved)
-    if not meter_records(meter):
-        return None
-    created = Instruments(meter)
+    created = Instruments(meter) if meter_records(meter) else None
     with contextlib.suppress(TypeError):  # a provider that cannot be weakly referenced
-        _by_provider[resolved] = created
+        _by_provider[resolved] = _SILENT if created is None else created
     return created

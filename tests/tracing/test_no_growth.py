@@ -1,0 +1,41 @@
+"""With no OpenTelemetry SDK configured (the default), calls and connections leave no
+telemetry objects behind: a process that runs for weeks must not grow per call."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import trio
+import trio.testing
+
+from genesis_trio import Channel, Inbound
+from genesis_trio.testing import Destination, FakeFreeSWITCH
+
+pytestmark = pytest.mark.trio
+
+
+def _live(type_name: str) -> int:
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if type(obj).__name__ == type_name)
+
+
+async def _one_call(client: Inbound) -> None:
+    channel = await Channel.create(client, "user/1000")
+    await channel.playback("ivr/welcome.wav")
+    await channel.hangup()
+
+
+async def test_calls_and_connections_create_no_meters_each(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    fake.add_destination("user/1000", Destination(answer_after=0))
+    async with Inbound(fake.host, fake.port) as client:
+        await _one_call(client)  # warm-up: whatever is created once is created here
+        meters_before = _live("_ProxyMeter")
+        for _ in range(50):
+            await _one_call(client)
+    for _ in range(20):
+        async with Inbound(fake.host, fake.port) as client:
+            await client.api("status")
+    assert _live("_ProxyMeter") == meters_before
