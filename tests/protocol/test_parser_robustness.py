@@ -396,3 +396,39 @@ def test_unknown_rude_and_stray_blank_lines() -> None:
     assert unknown.headers["X"] == "y"
     assert isinstance(parser.next_event(), AuthRequest)
     assert parser.next_event() is NEED_DATA
+
+
+# --- XML events: no DTDs, no entities (issue 10, item 17) ----------------------------
+
+_LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE event ['
+    b'<!ENTITY a "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa">'
+    + b"".join(
+        f'<!ENTITY {chr(98 + n)} "{("&" + chr(97 + n) + ";") * 10}">'.encode() for n in range(8)
+    )
+    + b"]><event><headers><Event-Name>CUSTOM</Event-Name><X>&i;</X></headers></event>"
+)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        # Harmless-looking: the old parser expanded it and returned X-Value "x".
+        b'<!DOCTYPE event [<!ENTITY x "x">]>'
+        b"<event><headers><Event-Name>CUSTOM</Event-Name><X-Value>&x;</X-Value></headers></event>",
+        # A bare DOCTYPE: FreeSWITCH never sends one.
+        b"<!DOCTYPE event><event><headers><Event-Name>CUSTOM</Event-Name></headers></event>",
+        # External entity: never fetched, refused.
+        b'<!DOCTYPE event [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+        b"<event><headers><X>&e;</X></headers></event>",
+        # Nested entities (billion laughs, 524 bytes in the issue): refused at the DOCTYPE.
+        _LAUGHS,
+    ],
+    ids=["internal-entity", "bare-doctype", "external-entity", "nested-entities"],
+)
+def test_xml_event_with_a_dtd_or_entities_is_refused(document: bytes) -> None:
+    frame = f"Content-Length: {len(document)}\nContent-Type: text/event-xml\n\n".encode()
+    parser = ESLParser()
+    parser.receive_data(frame + document)
+    with pytest.raises(RemoteProtocolError, match="DTD or entity"):
+        parser.next_event()
