@@ -26,6 +26,7 @@ from ._outcome import OperationTimeout, Outcome, OutcomeScope
 from ._session import Session
 from ._stream import ESLConnection
 from ._subscription import Overflow, Subscription, SubscriptionOverflow
+from ._util import publish
 from .group import (
     InMemoryLoadBalancer,
     LoadBalancerBackend,
@@ -98,3 +99,5 @@ __all__ = [
     "__version__",
     "filtrate",
 ]
+
+publish(globals())

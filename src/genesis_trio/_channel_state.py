@@ -44,6 +44,13 @@ class ChannelState(enum.IntEnum):
     def freeswitch_name(self) -> str:
         return "CS_" + self.name
 
+    # An IntEnum prints as its number ("4"); a log line or a print wants the name.
+    def __str__(self) -> str:
+        return self.freeswitch_name
+
+    def __format__(self, format_spec: str) -> str:
+        return format(str(self), format_spec)
+
     @property
     def ended(self) -> bool:
         """HANGUP, REPORTING or DESTROY: the channel is gone or going."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,3 +36,24 @@ def redact_command(command: str) -> str:
     if lowered.startswith("auth ") or lowered.startswith("userauth "):
         return first.split(" ", 1)[0] + " ******"
     return first
+
+
+def publish(namespace: dict[str, object]) -> None:
+    """Give the public classes and functions of a package its public module path.
+
+    They are defined in private modules (``genesis_trio._exceptions``); a
+    traceback, a ``repr`` or a docs page should say ``genesis_trio.ChannelHangup``.
+    A name keeps the path of the outermost package that re-exports it, so a
+    package imported later (``genesis_trio`` after ``genesis_trio.group``)
+    overrides only names defined below itself.
+    """
+    package = namespace["__name__"]
+    assert isinstance(package, str)
+    exported = namespace.get("__all__", ())
+    assert isinstance(exported, list | tuple)
+    for name in exported:
+        value = namespace.get(name)
+        if not isinstance(value, type) and not inspect.isfunction(value):
+            continue
+        if getattr(value, "__module__", "").startswith(package + "."):
+            value.__module__ = package

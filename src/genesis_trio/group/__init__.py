@@ -1,5 +1,6 @@
 """Ring groups and the load balancers that spread calls across destinations."""
 
+from .._util import publish
 from ._balancers import InMemoryLoadBalancer, LoadBalancerBackend, RedisLoadBalancer
 from ._ring import RingGroup, RingMode
 
@@ -10,3 +11,5 @@ __all__ = [
     "RingGroup",
     "RingMode",
 ]
+
+publish(globals())

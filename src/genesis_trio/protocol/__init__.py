@@ -5,6 +5,7 @@ tested synchronously, fuzzed and benchmarked on its own.
 """
 
 from .._exceptions import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .._util import publish
 from . import _commands as commands
 from ._codec import url_decode, url_encode
 from ._events import decode_event, encode_event_body
@@ -51,3 +52,5 @@ __all__ = [
     "url_decode",
     "url_encode",
 ]
+
+publish(globals())

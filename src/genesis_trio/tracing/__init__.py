@@ -68,6 +68,7 @@ originate variables), :func:`format_span_tree` (finished spans as text), and
 ``names``: every span name, attribute key, event name and metric name as a constant.
 """
 
+from .._util import publish
 from . import _names as names
 from ._connection import ConnectionTelemetry, env_enabled
 from ._correlation import CallTraces, trace_variables
@@ -145,3 +146,5 @@ __all__ = [
     "session_sendmsg",
     "trace_variables",
 ]
+
+publish(globals())
