@@ -256,7 +256,18 @@ class Channel:
         """Follow and control a live channel by uuid (its current state read with ``uuid_dump``).
 
         Raises :class:`ChannelNotFound` when FreeSWITCH has no such channel.
+        A ``myevents`` session receives only its own call's events: following
+        any other channel over it is refused at once with :class:`ChannelError`.
         """
+        from ._session import Session
+
+        if isinstance(client, Session) and client.myevents_enabled:
+            own = client.uuid if client.connected else None
+            if uuid != own:
+                raise ChannelError(
+                    "a myevents session only receives its own channel's events: "
+                    f"follow {uuid!r} over an Inbound connection"
+                )
         channel = cls(client, uuid, cleanup_timeout=cleanup_timeout)
         try:
             await channel._ensure_events()

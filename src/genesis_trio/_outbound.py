@@ -12,7 +12,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from . import tracing
-from ._exceptions import GenesisError
+from ._exceptions import ChannelHangup, GenesisError
 from ._session import Session
 from ._stream import ESLConnection
 from ._util import logger
@@ -42,8 +42,10 @@ class Outbound:
     handler runs the server sends ``connect``, ``myevents`` (``event_format``)
     and ``linger`` (True: until we leave; an int: seconds); each can be turned
     off. A handler that raises is logged with the call's uuid and the server
-    carries on. When the handler returns the session says ``exit`` and the
-    socket closes. Cancelling the server closes every session the same way.
+    carries on; one that ends with :class:`~genesis_trio.ChannelHangup` (the
+    caller hung up during a prompt) is logged at DEBUG only. When the handler
+    returns the session says ``exit`` and the socket closes. Cancelling the
+    server closes every session the same way.
     """
 
     def __init__(
@@ -168,6 +170,11 @@ class Outbound:
             return
         try:
             await self.handler(session)
+        except* ChannelHangup as hangups:
+            # The caller hanging up is how most calls end, not a failure of the app.
+            uuid = session.uuid if session.connected else "unknown"
+            for hangup in hangups.exceptions:
+                logger.debug("outbound handler of call %s ended by the hangup: %s", uuid, hangup)
         except* Exception as failures:
             # Cancellation is not an Exception: except* lets it through untouched.
             uuid = session.uuid if session.connected else "unknown"

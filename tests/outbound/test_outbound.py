@@ -198,3 +198,30 @@ async def test_without_linger_the_goodbye_is_a_hangup(fake: FakeFreeSWITCH) -> N
         await call.wait_ended()
     assert len(outcome) == 1
     assert isinstance(outcome[0], ChannelHangup)
+
+
+async def test_a_caller_hanging_up_during_a_prompt_is_not_logged_as_an_error(
+    fake: FakeFreeSWITCH, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 10, item 14: ChannelHangup out of the handler is how calls end, not a failure."""
+    prompting = trio.Event()
+
+    fake.set_media_duration("ivr/menu.wav", 60.0)
+
+    async def handler(session: Session) -> None:
+        prompting.set()
+        await session.channel.playback("ivr/menu.wav")
+
+    app = Outbound(handler, port=0)
+    with caplog.at_level(logging.DEBUG, logger="genesis_trio"):
+        async with serving(app) as address:
+            call = await fake.call_socket(address)
+            await prompting.wait()
+            await call.wait_for_application("playback")
+            call.request_hangup("NORMAL_CLEARING")
+            await call.wait_ended()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    ended = [r for r in caplog.records if "ended by the hangup" in r.getMessage()]
+    assert len(ended) == 1
+    assert ended[0].levelno == logging.DEBUG
+    assert call.uuid in ended[0].getMessage()

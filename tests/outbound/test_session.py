@@ -123,3 +123,16 @@ async def test_the_sent_commands_match_the_recorded_session(
         line if not line.startswith("api uuid_getvar") else api_line for line in recorded_lines
     ]
     assert fake.commands_received == expected
+
+
+async def test_from_uuid_on_a_myevents_session_is_refused_at_once(fake: FakeFreeSWITCH) -> None:
+    """Issue 10, item 12: no event of another channel reaches a myevents session."""
+    async with session_call(fake) as (session, _):
+        other = "0a1b2c3d-0000-4000-8000-000000000000"
+        sent = len(fake.commands_received)
+        with pytest.raises(ChannelError, match="myevents"):
+            await Channel.from_uuid(session, other)
+        assert len(fake.commands_received) == sent  # refused before anything was written
+        # The call's own channel is what myevents does deliver: that one is fine.
+        own = await Channel.from_uuid(session, session.uuid)
+        assert own.uuid == session.uuid
