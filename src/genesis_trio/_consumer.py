@@ -15,7 +15,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from . import tracing
-from ._exceptions import ConnectionLost
+from ._exceptions import ConnectionLost, ConnectTimeout
 from ._inbound import Inbound
 from ._util import logger
 from .protocol import Event, EventFormat
@@ -24,6 +24,9 @@ __all__ = ["Consumer", "filtrate"]
 
 Handler = Callable[[Event], Awaitable[Any] | Any]
 H = TypeVar("H", bound=Callable[..., Any])
+
+# Seconds before the first reconnection attempt; each failed attempt doubles it.
+_FIRST_BACKOFF = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,11 @@ class Consumer:
     subclasses by name), pushes handler filters to FreeSWITCH when every
     handler has one, runs each handler in its own worker inside the
     connection's task group, and stops cleanly when cancelled. With
-    ``reconnect=True`` a lost connection is re-established with backoff.
+    ``reconnect=True`` a lost connection is re-established with backoff:
+    0.5 s, doubling after each failed attempt up to ``max_backoff``, and
+    back to 0.5 s once a connection got as far as subscribing. Each new
+    connection starts from nothing (subscriptions and filters are sent
+    again, never assumed to survive).
     """
 
     def __init__(
@@ -122,6 +129,8 @@ class Consumer:
         self.handlers: dict[str, list[Handler]] = {}
         self.client: Inbound | None = None
         self._ready = anyio.Event()
+        # Whether the current connection got as far as subscribing (resets the backoff).
+        self._healthy = False
 
     def __repr__(self) -> str:
         return f"<Consumer {self.host}:{self.port} handlers={sorted(self.handlers)}>"
@@ -168,14 +177,18 @@ class Consumer:
 
     async def serve(self, *, task_status: TaskStatus[Inbound] = anyio.TASK_STATUS_IGNORED) -> None:
         """Like :meth:`run`, for ``await task_group.start(app.serve)``: started once subscribed."""
-        backoff = 0.5
+        backoff = _FIRST_BACKOFF
         start_once = _StartOnce(task_status)
         while True:
+            self._healthy = False
             try:
                 await self._serve_once(start_once)
-            except (ConnectionLost, OSError) as exc:
+            except (ConnectionLost, ConnectTimeout, OSError) as exc:
                 if not self.reconnect:
                     raise
+                if self._healthy:
+                    # That connection worked: this loss starts a new series of attempts.
+                    backoff = _FIRST_BACKOFF
                 logger.warning(
                     "consumer lost its connection (%s); retrying in %.1f s", exc, backoff
                 )
@@ -219,6 +232,7 @@ class Consumer:
                 for header, value in self._switch_filters():
                     await client.filter(header, value)
                 starting.close()
+                self._healthy = True
                 self._ready.set()
                 if task_status is not None:
                     task_status.started(client)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
+from itertools import pairwise
+
 import anyio
 import pytest
 import trio
@@ -160,3 +163,53 @@ async def test_without_reconnect_a_lost_connection_ends_run(fake: FakeFreeSWITCH
     with pytest.raises(ExceptionGroup) as caught:
         await serve_then_drop()
     assert caught.group_contains(ConnectionLost)
+
+
+async def test_the_reconnect_backoff_starts_over_after_a_healthy_connection(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Issue 10, item 13: five one-second connections, each dropped, wait 0.5 s each time."""
+    app = consumer_for(fake, reconnect=True)
+
+    @app.handle("HEARTBEAT")
+    async def handler(event: Event) -> None:
+        pass
+
+    waits: list[float] = []
+    async with trio.open_nursery() as nursery:
+        client = await nursery.start(app.serve)
+        for _ in range(5):
+            await trio.sleep(1)  # a healthy connection, for a while
+            await fake.drop_connections()
+            await client.connection.closed.wait()
+            dropped_at = trio.current_time()
+            with trio.fail_after(120):
+                client = await app.wait_ready()
+            waits.append(trio.current_time() - dropped_at)
+        nursery.cancel_scope.cancel()
+    assert waits == [pytest.approx(0.5, abs=0.05)] * 5
+
+
+async def test_the_reconnect_backoff_grows_while_attempts_fail(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A peer that hangs up before the greeting is no healthy connection: the wait doubles."""
+    attempts: list[float] = []
+    enough = trio.Event()
+
+    async def slam(stream: trio.SocketStream) -> None:
+        attempts.append(trio.current_time())
+        if len(attempts) == 5:
+            enough.set()
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), slam, 0)
+        port = listeners[0].socket.getsockname()[1]
+        app = Consumer("127.0.0.1", port, "ClueCon", reconnect=True)
+        nursery.start_soon(app.run)
+        with trio.fail_after(120):
+            await enough.wait()
+        nursery.cancel_scope.cancel()
+    gaps = [later - earlier for earlier, later in pairwise(attempts)]
+    assert gaps == [pytest.approx(w, abs=0.05) for w in (0.5, 1, 2, 4)]
