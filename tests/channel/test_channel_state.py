@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-import pytest
-
-from esl_captures import CAPTURES_DIR as CAPTURES
+from esl_captures import read_capture
 from genesis_trio._channel_state import ChannelState, ChannelStatus, is_hangup
 from genesis_trio.protocol import NEED_DATA, CommandReply, ESLParser, Event
 
@@ -17,11 +15,8 @@ OUTBOUND = "737e7aab-770e-4948-bd73-a8a2c25a23c7"
 
 @cache
 def messages(name: str) -> tuple[object, ...]:
-    path = CAPTURES / f"{name}.bin"
-    if not path.is_file():
-        pytest.skip(f"capture {path} is not available")
     parser = ESLParser()
-    parser.receive_data(path.read_bytes())
+    parser.receive_data(read_capture(f"{name}.bin"))
     found = []
     while (message := parser.next_event()) is not NEED_DATA:
         found.append(message)

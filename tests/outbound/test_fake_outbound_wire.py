@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from esl_captures import CAPTURES_DIR as CAPTURES
+from esl_captures import read_capture
 from genesis_trio.protocol import (
     NEED_DATA,
     ApiResponse,
@@ -28,16 +28,14 @@ pytestmark = pytest.mark.trio
 
 
 def recorded(name: str) -> tuple[list[Message], list[bytes]]:
-    received = CAPTURES / f"{name}.bin"
-    sent = CAPTURES / f"{name}.sent.bin"
-    if not received.is_file() or not sent.is_file():
-        pytest.skip("the outbound captures are not available")
     parser = ESLParser()
-    parser.receive_data(received.read_bytes())
+    parser.receive_data(read_capture(f"{name}.bin"))
     messages: list[Message] = []
     while (message := parser.next_event()) is not NEED_DATA:
         messages.append(message)  # type: ignore[arg-type]
-    commands = [block + b"\n\n" for block in sent.read_bytes().split(b"\n\n") if block]
+    commands = [
+        block + b"\n\n" for block in read_capture(f"{name}.sent.bin").split(b"\n\n") if block
+    ]
     return messages, commands
 
 

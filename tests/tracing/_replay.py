@@ -13,18 +13,13 @@ from contextlib import asynccontextmanager
 import anyio
 import anyio.abc
 
-from esl_captures import CAPTURES_DIR as CAPTURES
+from esl_captures import read_capture
 
 GREETING = b"Content-Type: auth/request\n\n"
 
 
 def capture(name: str) -> bytes:
-    path = CAPTURES / f"{name}.bin"
-    if not path.exists():
-        import pytest
-
-        pytest.skip(f"capture {path} not available")
-    return path.read_bytes()
+    return read_capture(f"{name}.bin")
 
 
 @asynccontextmanager
