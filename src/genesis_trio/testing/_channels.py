@@ -235,6 +235,7 @@ class FakeChannel:
         }
         self._cancel_scope: anyio.CancelScope | None = None
         self._originated = anyio.Event()
+        self._answered_event = anyio.Event()
         self._ended = anyio.Event()
         self.originate_error: str | None = None
 
@@ -534,6 +535,7 @@ class FakeChannel:
         self.variables["endpoint_disposition"] = "ANSWER"
         self.emit("CHANNEL_ANSWER")
         self._set_call_state("ACTIVE")
+        self._answered_event.set()
         self._originate_succeeded()
 
     def _originate_succeeded(self) -> None:
@@ -592,6 +594,8 @@ class FakeChannel:
                     self._cancel_scope = task_group.cancel_scope
                     task_group.start_soon(self._far_end)
                     task_group.start_soon(self._session)
+                    if self.destination.dtmf:
+                        task_group.start_soon(self._press_scripted_dtmf)
             self._cancel_scope = None
             self._teardown()
             if not self._released.is_set():
@@ -634,6 +638,11 @@ class FakeChannel:
         if destination.hangup_after is not None:
             await anyio.sleep(destination.hangup_after)
             self.request_hangup("NORMAL_CLEARING")
+
+    async def _press_scripted_dtmf(self) -> None:
+        await self._answered_event.wait()
+        await anyio.sleep(self.destination.dtmf_after)
+        self.receive_dtmf(self.destination.dtmf)
 
     async def _session(self) -> None:
         await self._originated.wait()

@@ -217,13 +217,16 @@ class FakeFreeSWITCH:
         variables: Mapping[str, str] | None = None,
         hangup_after: float | None = None,
         mode: str = "async full",
+        dtmf: str = "",
+        dtmf_after: float = 1.0,
     ) -> FakeChannel:
         """A call comes in and the dialplan sends it to an outbound socket.
 
         The new (inbound) channel runs ``socket <host>:<port> async full``: the
         fake connects to ``address`` and speaks outbound ESL there, as the
         recorded outbound sessions do. ``hangup_after``: the caller hangs up
-        that many seconds after calling. Returns once the socket application
+        that many seconds after calling; ``dtmf``: digits the caller presses
+        ``dtmf_after`` seconds after the answer. Returns once the socket application
         started (connected, or failed to: then the call goes on without it).
         """
         host, port = address
@@ -239,7 +242,9 @@ class FakeFreeSWITCH:
         channel = FakeChannel(
             self,
             request,
-            Destination(answer_after=None, hangup_after=hangup_after),
+            Destination(
+                answer_after=None, hangup_after=hangup_after, dtmf=dtmf, dtmf_after=dtmf_after
+            ),
             session_id=self._session_count,
             direction="inbound",
             destination_number=destination_number,
