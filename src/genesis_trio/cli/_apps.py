@@ -94,16 +94,3 @@ def run_app(args: argparse.Namespace) -> int:
         print(f"genesis-trio: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-def run_fake_switch(host: str, port: int, password: str) -> int:
-    from ..testing import FakeFreeSWITCH
-
-    async def serve() -> None:
-        fake = FakeFreeSWITCH(password=password, host=host, port=port)
-        async with trio.open_nursery() as nursery:
-            bound_host, bound_port = await nursery.start(fake.serve)
-            print(f"fake FreeSWITCH listening on {bound_host}:{bound_port} (Ctrl-C to stop)")
-
-    trio.run(serve)
-    return 0

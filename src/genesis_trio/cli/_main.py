@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .. import __version__
 
@@ -17,6 +18,118 @@ from .. import __version__
 def _add_connection_options(parser: argparse.ArgumentParser, *, port: int) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="FreeSWITCH host (default %(default)s)")
     parser.add_argument("--port", type=int, default=port, help="port (default %(default)s)")
+
+
+_FAKE_SWITCH_DESCRIPTION = """\
+Run the built-in fake FreeSWITCH: inbound ESL on HOST:PORT, like a real switch.
+
+Routes: user/<n> answers after --answer-delay seconds, and parks (or runs the
+originate's application). It can also make calls by itself:
+
+  --call-socket HOST:PORT   calls into your outbound app (as the dialplan's
+                            `socket HOST:PORT async full` would), then exits
+                            when they ended (0 if one was answered)
+  --traffic R               R background calls per second between user/1000
+                            and user/1001, so a Consumer has events to see
+  --dtmf DEST=DIGITS        the far end of DEST presses DIGITS --dtmf-after
+                            seconds after the answer: DEST is a dial path or
+                            pattern (user/1001, user/*) or, for --call-socket
+                            calls, the destination number (9000)
+
+examples:
+  genesis-trio fake-switch
+  genesis-trio fake-switch --traffic 2
+  genesis-trio fake-switch --call-socket 127.0.0.1:8084 --calls 3 --rate 1 --dtmf 9000=1
+"""
+
+
+def _address(text: str) -> tuple[str, int]:
+    from ._fake_switch import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _dtmf(text: str) -> tuple[str, str]:
+    from ._fake_switch import parse_dtmf
+
+    try:
+        return parse_dtmf(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+        return value
+
+    return parse
+
+
+def _add_fake_switch_parser(commands: Any) -> None:
+    fake = commands.add_parser(
+        "fake-switch",
+        help="run the built-in fake FreeSWITCH (it can also call your outbound app)",
+        description=_FAKE_SWITCH_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_connection_options(fake, port=8021)
+    fake.add_argument("--password", default="ClueCon", help="ESL password (default %(default)s)")
+    fake.add_argument(
+        "--answer-delay",
+        type=_positive(float),
+        default=1.0,
+        metavar="S",
+        help="seconds user/<n> rings before it answers (default %(default)s)",
+    )
+    calls = fake.add_argument_group("calls into an outbound app")
+    calls.add_argument("--call-socket", type=_address, metavar="HOST:PORT")
+    calls.add_argument(
+        "--calls", type=_positive(int), default=1, metavar="N", help="how many (default 1)"
+    )
+    calls.add_argument(
+        "--rate", type=_positive(float), default=1.0, metavar="R", help="per second (default 1)"
+    )
+    calls.add_argument("--caller", default="1000", help="caller ID number (default %(default)s)")
+    calls.add_argument(
+        "--destination", default="9000", help="destination number (default %(default)s)"
+    )
+    calls.add_argument(
+        "--call-duration",
+        type=_positive(float),
+        default=None,
+        metavar="S",
+        help="the caller hangs up after S seconds (default: when the app hangs up)",
+    )
+    calls.add_argument(
+        "--keep-serving", action="store_true", help="keep serving after the calls ended"
+    )
+    fake.add_argument(
+        "--traffic", type=_positive(float), default=0.0, metavar="R", help="background calls/s"
+    )
+    fake.add_argument(
+        "--dtmf",
+        type=_dtmf,
+        action="append",
+        default=[],
+        metavar="DEST=DIGITS",
+        help="digits the far end of DEST presses (repeatable)",
+    )
+    fake.add_argument(
+        "--dtmf-after",
+        type=_positive(float),
+        default=1.0,
+        metavar="S",
+        help="seconds after the answer (default %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,9 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-trace", action="store_true", help="do not print the trace tree")
 
-    fake = commands.add_parser("fake-switch", help="run the built-in fake FreeSWITCH")
-    _add_connection_options(fake, port=8021)
-    fake.add_argument("--password", default="ClueCon")
+    _add_fake_switch_parser(commands)
 
     consumer = commands.add_parser("consumer", help="run a Consumer app from a Python file")
     consumer.add_argument("path", help="a .py file or module path holding a Consumer")
@@ -73,9 +184,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(event_format=args.format, show_trace=not args.no_trace)
         if args.command == "fake-switch":
-            from ._apps import run_fake_switch
+            from ._fake_switch import FakeSwitchOptions, run_fake_switch
 
-            return run_fake_switch(args.host, args.port, args.password)
+            return run_fake_switch(
+                FakeSwitchOptions(
+                    host=args.host,
+                    port=args.port,
+                    password=args.password,
+                    answer_delay=args.answer_delay,
+                    call_socket=args.call_socket,
+                    calls=int(args.calls),
+                    rate=args.rate,
+                    caller=args.caller,
+                    destination=args.destination,
+                    call_duration=args.call_duration,
+                    traffic=args.traffic,
+                    dtmf=tuple(args.dtmf),
+                    dtmf_after=args.dtmf_after,
+                    keep_serving=args.keep_serving,
+                )
+            )
         from ._apps import run_app
 
         return run_app(args)
