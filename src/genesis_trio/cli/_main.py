@@ -148,12 +148,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="run a call flow against the built-in fake FreeSWITCH and print its trace",
+        help="run a call flow against the built-in fake FreeSWITCH (or a real one, with --host) "
+        "and print its trace",
     )
     demo.add_argument(
         "--format", choices=["plain", "json", "xml"], default="plain", help="event format"
     )
     demo.add_argument("--no-trace", action="store_true", help="do not print the trace tree")
+    demo.add_argument(
+        "--host", default=None, help="a real FreeSWITCH's ESL host (default: the built-in fake)"
+    )
+    demo.add_argument("--port", type=int, default=8021, help="ESL port (default %(default)s)")
+    demo.add_argument("--password", default="ClueCon", help="ESL password")
+    demo.add_argument(
+        "--dial",
+        default=None,
+        help="who to call (default: user/1001 on the fake, loopback/9002/default on a real switch)",
+    )
+    demo.add_argument(
+        "--playback",
+        default=None,
+        help="what to play (default: ivr/welcome.wav on the fake, a tone on a real switch)",
+    )
 
     _add_fake_switch_parser(commands)
 
@@ -180,9 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "demo":
-            from ._demo import run_demo
+            from ._demo import DemoTarget, run_demo
 
-            return run_demo(event_format=args.format, show_trace=not args.no_trace)
+            target = DemoTarget(args.host, args.port, args.password, args.dial, args.playback)
+            return run_demo(event_format=args.format, show_trace=not args.no_trace, target=target)
         if args.command == "fake-switch":
             from ._fake_switch import FakeSwitchOptions, run_fake_switch
 
