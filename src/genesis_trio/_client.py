@@ -179,8 +179,9 @@ class ESLClient:
         missing = [n for n in names if n not in self._switch_subscriptions]
         if not missing:
             return
-        # CUSTOM subclasses are requested as "CUSTOM <subclass>".
-        plain = [n for n in missing if n == ALL or n.isupper()]
+        # CUSTOM subclasses are requested as "CUSTOM <subclass>"; a subclass is
+        # known by its "::" (mod_sms's SMS::SEND_MESSAGE is upper case).
+        plain = [n for n in missing if "::" not in n]
         subclasses = [n for n in missing if n not in plain]
         words = plain + (["CUSTOM", *subclasses] if subclasses else [])
         await self.events(*words)

@@ -225,7 +225,7 @@ class Consumer:
                     for handler in handlers:
                         client.on(name, handler, concurrent=self.concurrent)
                 names = list(self.handlers) or ["ALL"]
-                plain = [n for n in names if n == "ALL" or n.isupper()]
+                plain = [n for n in names if "::" not in n]
                 subclasses = [n for n in names if n not in plain]
                 words = plain + (["CUSTOM", *subclasses] if subclasses else [])
                 await client.events(*words, event_format=self.event_format)

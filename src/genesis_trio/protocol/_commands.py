@@ -1,10 +1,12 @@
 """Builders that turn ESL commands into bytes, refusing anything injectable.
 
-Every builder checks its inputs before producing a byte: a newline or
-carriage return in a command, header name or header value raises
+Every builder checks its inputs before producing a byte: a newline,
+carriage return or NUL in a command, header name or header value raises
 :class:`~genesis_trio.LocalProtocolError`, so text from the outside world
 (a caller ID, DTMF, a SIP header) can never smuggle a second command into the
-stream. Bodies are length-delimited and may contain anything.
+stream nor be cut short. Bodies are length-delimited and may contain anything
+but NUL. What FreeSWITCH parses inside a command (originate strings, filter
+values, application arguments) is encoded by :mod:`._encoding`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from .._exceptions import LocalProtocolError
+from . import _encoding as encoding
 from ._messages import EventFormat
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "exit",
     "filter",
     "filter_delete",
+    "filter_delete_all",
     "linger",
     "log",
     "myevents",
@@ -46,7 +50,7 @@ HeaderItems = Mapping[str, str] | Iterable[tuple[str, str]]
 def _check(text: str, what: str) -> str:
     if "\n" in text or "\r" in text:
         raise LocalProtocolError(f"{what} contains a newline; refusing to send it")
-    return text
+    return encoding.check_text(text, what)
 
 
 def _check_header(name: str, value: str) -> None:
@@ -54,6 +58,12 @@ def _check_header(name: str, value: str) -> None:
     if not name or ":" in name or name != name.strip():
         raise LocalProtocolError(f"invalid header name {name!r}")
     _check(value, f"value of header {name!r}")
+    # mod_event_socket drops the spaces after the colon; switch_event_add_header
+    # turns "ARRAY::a|:b" into an array.
+    if value.startswith((" ", "\t")):
+        raise LocalProtocolError(f"value of header {name!r} starts with whitespace, which is lost")
+    if value.startswith("ARRAY::"):
+        raise LocalProtocolError(f"value of header {name!r} starts with ARRAY::, read as an array")
 
 
 def _line(command: str) -> bytes:
@@ -72,7 +82,11 @@ def _with_headers(first_line: str, headers: HeaderItems, body: bytes | str | Non
         if name.lower() == "content-length":
             raise LocalProtocolError("Content-Length is computed from the body; do not pass it")
         lines.append(f"{name}: {value}")
+    if isinstance(body, str):
+        encoding.check_text(body, "body")
     data = body.encode("utf-8") if isinstance(body, str) else body
+    if data is not None and b"\x00" in data:
+        raise LocalProtocolError("body contains a NUL byte, where FreeSWITCH would cut it")
     if data is not None:
         lines.append(f"Content-Length: {len(data)}")
     head = ("\n".join(lines) + "\n\n").encode("utf-8")
@@ -89,7 +103,7 @@ def _names(names: Iterable[str]) -> str:
     items = [_check(name, "event name") for name in names]
     if any(not n or " " in n for n in items):
         raise LocalProtocolError("event names must be non-empty words")
-    return " ".join(items)
+    return encoding.event_names(items)
 
 
 def raw(command: str) -> bytes:
@@ -138,16 +152,21 @@ def myevents(uuid: str | None = None, event_format: EventFormat = "plain") -> by
 
 
 def filter(header: str, value: str) -> bytes:
-    _check_header(header, value)
-    return _line(f"filter {header} {value}")
+    """``filter <header> <value>``; the value is compared literally (see ``filter_value``)."""
+    header = encoding.filter_header(header)
+    return _line(f"filter {header} {encoding.filter_value(value)}")
 
 
 def filter_delete(header: str, value: str | None = None) -> bytes:
+    """``filter delete <header> [<value>]``, the value encoded as :func:`filter` sent it."""
+    header = encoding.filter_header(header)
     if value is None:
-        _check_header(header, "")
         return _line(f"filter delete {header}")
-    _check_header(header, value)
-    return _line(f"filter delete {header} {value}")
+    return _line(f"filter delete {header} {encoding.filter_value(value)}")
+
+
+def filter_delete_all() -> bytes:
+    return b"filter delete all\n\n"
 
 
 def divert_events(on: bool) -> bytes:
