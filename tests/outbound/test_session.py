@@ -53,7 +53,9 @@ async def test_session_commands(
     async with session_call(fake) as (session, far):
         await session.setvar("lang", "fr")
         assert await session.getvar("lang") == "fr"
-        assert await session.getvar("destination_number") is None  # not a variable here
+        # Not a variable, but uuid_getvar falls back to the caller profile, as recorded.
+        assert await session.getvar("destination_number") == "9000"
+        assert await session.getvar("never_set") is None
         await session.setvar("lang", None)
         assert "lang" not in far.variables
         await session.resume()

@@ -3,8 +3,8 @@
     uv run python tests/real/fidelity_report.py [--runs N] [--verbose] [SCENARIO ...]
 
 Starts a private FreeSWITCH from the bundle (or uses ``GENESIS_TRIO_ESL=host:port:password``),
-runs every scenario of ``fidelity_scenarios.py`` ``--runs`` times on it and once on a
-``FakeFreeSWITCH``, and prints the agreement per category (see ``fidelity_kit.py`` for the
+runs every scenario of ``_fidelity_scenarios.py`` ``--runs`` times on it and once on a
+``FakeFreeSWITCH``, and prints the agreement per category (see ``_fidelity_kit.py`` for the
 method) and, with ``--verbose``, every difference. ``docs/testing.md`` quotes its output.
 """
 
@@ -20,11 +20,18 @@ from pathlib import Path
 import trio
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
+sys.path[:0] = [str(HERE.parent)]
 
-from fidelity_kit import Comparison, Transcript, compare, identify, record, summary  # noqa: E402
-from fidelity_scenarios import SCENARIOS  # noqa: E402
 from genesis_trio.testing import FakeFreeSWITCH  # noqa: E402
+from real._fidelity_kit import (  # noqa: E402
+    Comparison,
+    Transcript,
+    compare,
+    identify,
+    record,
+    summary,
+)
+from real._fidelity_scenarios import SCENARIOS  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -50,9 +57,7 @@ async def measure(
         reals: list[Transcript] = [await record(real_target, scenario) for _ in range(runs)]
         async with FakeFreeSWITCH().running() as fake:
             fake_target = await identify("fake", fake.host, fake.port, fake.password)
-            fake_transcript = await record(
-                fake_target, scenario, within=20, tolerate_failure=True
-            )
+            fake_transcript = await record(fake_target, scenario, within=20, tolerate_failure=True)
         results[name] = compare(reals, fake_transcript)
     return results
 

@@ -130,7 +130,7 @@ async def _msleep(fake: FakeFreeSWITCH, argument: str) -> str:
     if not text.isdigit():
         return "-USAGE: <milliseconds>\n"
     await anyio.sleep(int(text) / 1000)
-    return "+OK\n"
+    return "+OK"
 
 
 async def _create_uuid(fake: FakeFreeSWITCH, argument: str) -> str:
@@ -189,7 +189,7 @@ async def _uuid_getvar(fake: FakeFreeSWITCH, argument: str) -> str:
     channel = fake.channels.get(words[0])
     if channel is None:
         return NO_SUCH_CHANNEL
-    return channel.variables.get(words[1], "_undef_")
+    return channel.lookup_variable(words[1]) or "_undef_"
 
 
 async def _uuid_setvar(fake: FakeFreeSWITCH, argument: str) -> str:
@@ -258,9 +258,9 @@ async def _uuid_send_dtmf(fake: FakeFreeSWITCH, argument: str) -> str:
         return "-USAGE: <uuid> <dtmf_data>\n"
     channel = fake.channels.get(words[0])
     if channel is None:
-        return "-ERR no such channel\n"
-    channel.dtmf_sent.append(words[1])
-    return "+OK Success\n"
+        return "-ERR Cannot locate session!\n"
+    channel.send_dtmf(words[1])
+    return f"+OK {words[0]} sent DTMF {words[1]}.\n"
 
 
 async def _uuid_park(fake: FakeFreeSWITCH, argument: str) -> str:
@@ -269,7 +269,7 @@ async def _uuid_park(fake: FakeFreeSWITCH, argument: str) -> str:
         return "-USAGE: <uuid>\n"
     channel = fake.channels.get(uuid)
     if channel is None:
-        return "-ERR Cannot locate session!\n"
+        return NO_SUCH_CHANNEL
     channel.request_park()
     return "+OK\n"
 
@@ -287,6 +287,19 @@ async def _show(fake: FakeFreeSWITCH, argument: str) -> str:
     rest = [word.lower() for word in words[1:]]
     if rest[:1] == ["count"]:
         return f"\n{len(channels)} total.\n"
+    if rest[:1] == ["like"] and len(words) > 2:
+        # The channels table's uuid, name, cid_name, cid_num contain the string.
+        needle = words[2]
+        channels = [
+            channel
+            for channel in channels
+            if any(
+                needle in value
+                for key, value in channel.show_fields(fake.identity.hostname).items()
+                if key in ("uuid", "name", "cid_name", "cid_num")
+            )
+        ]
+        rest = rest[2:]
     output_format = rest[1] if len(rest) >= 2 and rest[0] == "as" else "delim"
     rows = [_show_row(fake, channel) for channel in channels]
     if output_format == "json":
@@ -306,7 +319,7 @@ async def _show(fake: FakeFreeSWITCH, argument: str) -> str:
     return "".join(lines) + f"\n{len(rows)} total.\n"
 
 
-_SHOW_USAGE = "codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like <match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|interfaces|interface_types|tasks|limits"  # noqa: E501
+_SHOW_USAGE = "codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like <match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|interfaces|interface_types|tasks|limits|status"  # noqa: E501
 
 BUILTIN_APIS: dict[str, BuiltinApi] = {
     "status": _status,

@@ -89,14 +89,19 @@ async def _playback(channel: FakeChannel, data: str) -> str:
     headers = [("Playback-File-Type", _file_type(path)), ("Playback-File-Path", path)]
     channel.emit("PLAYBACK_START", after=headers)
     started = anyio.current_time()
-    outcome = await channel.play_media(channel.host.media_duration(path))
-    played_ms = int((anyio.current_time() - started) * 1000)
-    channel.variables["playback_last_offset_pos"] = str(played_ms * 8)
-    channel.variables["playback_seconds"] = str(played_ms // 1000)
-    channel.variables["playback_ms"] = str(played_ms)
-    channel.variables["playback_samples"] = str(played_ms * 8)
-    status = "break" if outcome == "broken" else "done"
-    channel.emit("PLAYBACK_STOP", after=[*headers, ("Playback-Status", status)])
+    outcome = "hangup"
+    try:
+        outcome = await channel.play_media(channel.host.media_duration(path))
+    finally:
+        # A hangup (which cancels the application) still stops the file: the events
+        # and variables follow, as on FreeSWITCH.
+        played_ms = int((anyio.current_time() - started) * 1000)
+        channel.variables["playback_last_offset_pos"] = str(played_ms * 8)
+        channel.variables["playback_seconds"] = str(played_ms // 1000)
+        channel.variables["playback_ms"] = str(played_ms)
+        channel.variables["playback_samples"] = str(played_ms * 8)
+        status = "break" if outcome == "broken" else "done"
+        channel.emit("PLAYBACK_STOP", after=[*headers, ("Playback-Status", status)])
     # FreeSWITCH reports a broken playback as played too.
     return "FILE PLAYED"
 
@@ -181,7 +186,7 @@ APPLICATIONS: dict[str, Application] = {
     "sleep": Application(_sleep),
     "hangup": Application(_hangup),
     "set": Application(_set),
-    "playback": Application(_playback, interrupted_response="FILE PLAYED"),
+    "playback": Application(_playback, interrupted_response="PLAYBACK ERROR"),
     "say": Application(_say),
     "send_dtmf": Application(_send_dtmf),
     "record": Application(_record),

@@ -30,7 +30,7 @@ from ._apps import APPLICATIONS
 from ._causes import cause_code, parse_cause
 from ._destinations import Destination
 from ._errors import MediaBroken
-from ._event_factory import EventFactory, local_stamp, new_uuid
+from ._event_factory import SITES, EventFactory, local_stamp, new_uuid
 
 __all__ = [
     "CALL_STATE_NUMBERS",
@@ -71,7 +71,8 @@ CALL_STATE_NUMBERS = {
 }
 
 _SOURCES = {"loopback": "mod_loopback", "sofia": "mod_sofia", "user": "mod_sofia"}
-_DEFAULT_CID_NAME = "FreeSWITCH"
+# An originate without a caller ID name leaves it empty (and its headers out).
+_DEFAULT_CID_NAME = ""
 _DEFAULT_CID_NUMBER = "0000000000"
 
 
@@ -126,6 +127,8 @@ class _QueuedExecute:
     data: str
     uuid: str
     loops: int = 1
+    # The sendmsg as received ("Command: sendmsg <uuid>", then its headers).
+    message: tuple[tuple[str, str], ...] = ()
 
 
 class FakeChannel:
@@ -147,6 +150,7 @@ class FakeChannel:
         session_id: int,
         direction: str = "outbound",
         destination_number: str | None = None,
+        loopback_leg: str | None = None,
     ) -> None:
         self._host = host
         self._factory = host.factory
@@ -157,10 +161,14 @@ class FakeChannel:
         endpoint, _, rest = request.dial_path.partition("/")
         self.endpoint = endpoint
         parts = rest.split("/")
+        # "A" (the leg an originate creates) or "B" (the one running the extension)
+        # of a loopback pair; None for any other leg.
+        self.loopback_leg = loopback_leg
+        self.loopback_peer: FakeChannel | None = None
         if endpoint == "loopback":
             self.destination_number = parts[0]
             self.context = parts[1] if len(parts) > 1 and parts[1] else "default"
-            self.name = f"loopback/{self.destination_number}-a"
+            self.name = f"loopback/{self.destination_number}-{(loopback_leg or 'a').lower()}"
         else:
             self.destination_number = parts[-1].split("@", 1)[0] if rest else request.dial_path
             self.context = "default"
@@ -213,7 +221,8 @@ class FakeChannel:
             or _DEFAULT_CID_NUMBER
         )
         self._callee_name = "Outbound Call"
-        self._callee_number = self.destination_number
+        # mod_loopback's legs show the dial string's last part (the context) as callee.
+        self._callee_number = self.context if endpoint == "loopback" else self.destination_number
         self._cid_flipped = False
         now = self._factory.clock.now_us()
         self._created_us = now
@@ -221,13 +230,15 @@ class FakeChannel:
         self._progress_us = 0
         self._progress_media_us = 0
         self._hangup_us = 0
+        # Loopback legs carry raw 16-bit audio between them (L16), SIP legs PCMU.
+        codec = "L16" if endpoint == "loopback" else "PCMU"
         self.variables: dict[str, str] = {
             "direction": direction,
             **({"is_outbound": "true"} if direction == "outbound" else {}),
             "session_id": str(session_id),
-            "read_codec": "PCMU",
+            "read_codec": codec,
             "read_rate": "8000",
-            "write_codec": "PCMU",
+            "write_codec": codec,
             "write_rate": "8000",
             "channel_name": self.name,
             "uuid": self.uuid,
@@ -238,6 +249,8 @@ class FakeChannel:
         self._answered_event = anyio.Event()
         self._ended = anyio.Event()
         self.originate_error: str | None = None
+        self._create_pending = False
+        self._digits_dialed = ""
 
     # ------------------------------------------------------------------ views
 
@@ -334,10 +347,10 @@ class FakeChannel:
         headers += [
             ("Channel-Read-Codec-Name", self.variables.get("read_codec", "PCMU")),
             ("Channel-Read-Codec-Rate", self.variables.get("read_rate", "8000")),
-            ("Channel-Read-Codec-Bit-Rate", "64000"),
+            ("Channel-Read-Codec-Bit-Rate", self._bit_rate()),
             ("Channel-Write-Codec-Name", self.variables.get("write_codec", "PCMU")),
             ("Channel-Write-Codec-Rate", self.variables.get("write_rate", "8000")),
-            ("Channel-Write-Codec-Bit-Rate", "64000"),
+            ("Channel-Write-Codec-Bit-Rate", self._bit_rate()),
         ]
         other = self._other_leg
         if other is not None:
@@ -352,6 +365,9 @@ class FakeChannel:
         if variables:
             headers += [("variable_" + name, value) for name, value in self.variables.items()]
         return headers
+
+    def _bit_rate(self) -> str:
+        return "128000" if self.variables.get("read_codec") == "L16" else "64000"
 
     def show_fields(self, hostname: str) -> dict[str, str]:
         """This channel's row of ``show channels`` (the columns that have a value)."""
@@ -389,8 +405,15 @@ class FakeChannel:
         }
 
     def caller_profile(self, prefix: str = "Caller-") -> list[tuple[str, str]]:
-        """The caller profile block, with ``Caller-`` (or another prefix) on every name."""
-        return [(prefix + name.removeprefix("Caller-"), value) for name, value in self._profile()]
+        """The caller profile block, with ``Caller-`` (or another prefix) on every name.
+
+        As switch_caller_profile_event_set_data, empty fields (a caller ID name
+        nobody gave) are left out."""
+        return [
+            (prefix + name.removeprefix("Caller-"), value)
+            for name, value in self._profile()
+            if value
+        ]
 
     def _profile(self) -> list[tuple[str, str]]:
         caller = (self._caller_name, self._caller_number)
@@ -470,36 +493,123 @@ class FakeChannel:
         """Fire the creation events (synchronously, as the originate creates the leg)."""
         request = self._request
         self.state = "CS_NONE"
+        renamed = "origination_uuid" in request.variables
+        old_uuid = new_uuid() if renamed else self.uuid
+        if self.loopback_leg is not None:
+            # mod_loopback sets the codecs while the leg still has its first name and uuid.
+            self._fire_codec_events(old_uuid, f"{request.dial_path}-a")
         self._state_number = CHANNEL_STATE_NUMBERS["CS_INIT"]
-        if "origination_uuid" in request.variables:
-            self.emit("CHANNEL_UUID", before=[("Old-Unique-ID", new_uuid())])
+        if renamed:
+            self.emit("CHANNEL_UUID", before=[("Old-Unique-ID", old_uuid)])
         for name, value in request.variables.items():
             self.variables[name] = value
-        self.variables["originate_early_media"] = (
-            "true" if self.destination.early_media else "false"
-        )
+        # mod_loopback's legs always offer early media to the originate.
+        early = self.destination.early_media or self.loopback_leg is not None
+        self.variables["originate_early_media"] = "true" if early else "false"
         self.variables["originate_endpoint"] = self.endpoint
+        self._set_loopback_variables()
         if self.endpoint in ("sofia", "user"):
             # A SIP leg carries its Call-ID; a loopback leg (as recorded) has none.
             self.variables["sip_call_id"] = f"{new_uuid()}@{self._factory.identity.ipv4}"
         self.emit("CHANNEL_OUTGOING", variables=False)
         self._set_running_state("CS_INIT")
         self._state_number = CHANNEL_STATE_NUMBERS["CS_ROUTING"]
-        self.emit("CHANNEL_CREATE")
-        self.emit("CHANNEL_ORIGINATE")
+        if self.destination.create_late:
+            self._create_pending = True
+        else:
+            self._fire_create()
         self._set_running_state("CS_ROUTING")
         self._set_running_state("CS_CONSUME_MEDIA")
+
+    def _fire_codec_events(self, uuid: str, name: str) -> None:
+        """The two CODEC events of a new loopback leg (read codec, then write codec)."""
+        codec, rate, bits = self.variables["read_codec"], "8000", self._bit_rate()
+        channel = [
+            ("Channel-State", "CS_NONE"),
+            ("Channel-Call-State", "DOWN"),
+            ("Channel-State-Number", "0"),
+            ("Channel-Name", name),
+            ("Unique-ID", uuid),
+            ("Call-Direction", self.direction),
+            ("Presence-Call-Direction", self.direction),
+            ("Channel-HIT-Dialplan", "true" if self.loopback_leg == "B" else "false"),
+            ("Channel-Call-UUID", uuid),
+            ("Answer-State", "ringing"),
+        ]
+        read = [
+            ("Channel-Read-Codec-Name", codec),
+            ("Channel-Read-Codec-Rate", rate),
+            ("Channel-Read-Codec-Bit-Rate", bits),
+        ]
+        write = [
+            ("Channel-Write-Codec-Name", codec),
+            ("Channel-Write-Codec-Rate", rate),
+            ("Channel-Write-Codec-Bit-Rate", bits),
+        ]
+        factory, fire = self._factory, self._host.fire
+        fire(
+            factory.event(
+                "CODEC",
+                [
+                    *channel,
+                    *read,
+                    ("channel-read-codec-name", codec),
+                    ("channel-read-codec-rate", rate),
+                    ("channel-read-codec-bit-rate", bits),
+                ],
+                site=SITES["CODEC_READ"],
+            )
+        )
+        fire(
+            factory.event(
+                "CODEC",
+                [
+                    *channel,
+                    *read,
+                    *write,
+                    ("Channel-Write-Codec-Name", codec),
+                    ("Channel-Write-Codec-Rate", rate),
+                    ("Channel-Write-codec-bit-rate", bits),
+                ],
+                site=SITES["CODEC_WRITE"],
+            )
+        )
+
+    def _fire_create(self) -> None:
+        self._create_pending = False
+        self.emit("CHANNEL_CREATE")
+        self.emit("CHANNEL_ORIGINATE")
+
+    def _flush_late_create(self) -> None:
+        if self._create_pending:
+            self._fire_create()
+
+    def link_loopback(self, peer: FakeChannel) -> None:
+        """Pair this leg with the other leg of its loopback call (before it starts)."""
+        self.loopback_peer = peer
+
+    def _set_loopback_variables(self) -> None:
+        if self.loopback_peer is not None:
+            self.variables["other_loopback_leg_uuid"] = self.loopback_peer.uuid
+            self.variables["loopback_leg"] = self.loopback_leg or "A"
 
     def start_incoming(self) -> None:
         """Fire the events of a call arriving from the outside, routed to the dialplan."""
         for name, value in self._request.variables.items():
             self.variables[name] = value
-        self.variables["sip_call_id"] = f"{new_uuid()}@{self._factory.identity.ipv4}"
-        self._set_running_state("CS_INIT")
-        self.emit("CHANNEL_CREATE")
-        self._set_running_state("CS_ROUTING")
-        self._set_call_state("RINGING")
+        self._set_loopback_variables()
+        if self.loopback_leg is None:
+            self.variables["sip_call_id"] = f"{new_uuid()}@{self._factory.identity.ipv4}"
+        else:
+            self._fire_codec_events(self.uuid, self.name)
         self._hit_dialplan = True
+        self._set_running_state("CS_INIT")
+        # The state machine is already routing when CREATE and the ring are fired.
+        self._state_number = CHANNEL_STATE_NUMBERS["CS_ROUTING"]
+        self.emit("CHANNEL_CREATE")
+        self.state = "CS_ROUTING"
+        self._set_call_state("RINGING")
+        self._set_running_state("CS_ROUTING")
         self._originated.set()
 
     # --------------------------------------------------- far-end transitions
@@ -507,33 +617,51 @@ class FakeChannel:
     def _ring(self) -> None:
         self._progress_us = self._factory.clock.now_us()
         self.emit("CHANNEL_PROGRESS")
-        self._set_call_state("RINGING")
+        if self.call_state != "RINGING":
+            self._set_call_state("RINGING")
+
+    def _a_leg_peer(self) -> FakeChannel | None:
+        """The originated leg, when this is the -b leg of a loopback pair."""
+        peer = self.loopback_peer
+        return peer if self.loopback_leg == "B" and peer is not None else None
 
     def mark_ring_ready(self) -> None:
         if self._progress_us or self.answered or self.hangup_cause:
             return
+        # mod_loopback passes the ring to the originated leg before this leg's event.
+        a_leg = self._a_leg_peer()
+        if a_leg is not None:
+            a_leg.mark_ring_ready()
         self._ring()
 
     def mark_pre_answered(self) -> None:
         if self.answered or self._answer_state == "early" or self.hangup_cause:
             return
+        a_leg = self._a_leg_peer()
+        if a_leg is not None:
+            a_leg.mark_pre_answered()
         self._progress_media_us = self._factory.clock.now_us()
         if not self._progress_us:
             self._progress_us = self._progress_media_us
         self._answer_state = "early"
         self.variables["endpoint_disposition"] = "EARLY MEDIA"
         self.emit("CHANNEL_PROGRESS_MEDIA")
+        self._flush_late_create()
         self._set_call_state("EARLY")
         self._originate_succeeded()
 
     def mark_answered(self) -> None:
         if self.answered or self.hangup_cause:
             return
+        a_leg = self._a_leg_peer()
+        if a_leg is not None:
+            a_leg.mark_answered()
         self.answered = True
         self._answered_us = self._factory.clock.now_us()
         self._answer_state = "answered"
-        self.variables["endpoint_disposition"] = "ANSWER"
         self.emit("CHANNEL_ANSWER")
+        self.variables["endpoint_disposition"] = "ANSWER"
+        self._flush_late_create()
         self._set_call_state("ACTIVE")
         self._answered_event.set()
         self._originate_succeeded()
@@ -545,6 +673,8 @@ class FakeChannel:
         # and originate_function moves the leg to CS_EXECUTE before it replies.
         self._cid_flipped = True
         self._hit_dialplan = True
+        if self.loopback_leg is not None:
+            self.variables["pre_transfer_caller_id_number"] = self._caller_number
         self.variables["channel_cid_flipped"] = "yes"
         self.emit("CALL_UPDATE", before=[("Direction", "RECV")])
         self._set_running_state("CS_EXECUTE")
@@ -561,6 +691,7 @@ class FakeChannel:
         """
         if self.hangup_cause is not None:
             return False
+        self._flush_late_create()
         self.hangup_cause = parse_cause(cause)
         self._hangup_us = self._factory.clock.now_us()
         self._state_number = CHANNEL_STATE_NUMBERS["CS_HANGUP"]
@@ -576,6 +707,9 @@ class FakeChannel:
         if partner is not None:
             self._end_bridge()
             partner.request_hangup("NORMAL_CLEARING")
+        if self.loopback_peer is not None:
+            # Either leg of a loopback pair takes the other down with its own cause.
+            self.loopback_peer.request_hangup(self.hangup_cause)
         self._wake_waiters()
         return True
 
@@ -616,6 +750,13 @@ class FakeChannel:
                 self.request_hangup("NORMAL_CLEARING")
             return
         timeout = self._request.timeout
+        if self.loopback_leg == "A":
+            # The -b leg answers (or not) for this one; only the originate timeout is ours.
+            with anyio.move_on_after(timeout):
+                await self._originated.wait()
+            if not self._originated.is_set():
+                self.request_hangup("NO_ANSWER")
+            return
         delay = destination.answer_after
         if destination.reject_cause is not None:
             if delay:
@@ -648,10 +789,21 @@ class FakeChannel:
         await self._originated.wait()
         if self.hangup_cause is not None:
             return
+        extension = self.destination.applications if self.loopback_leg == "B" else None
+        if extension is not None and not extension:
+            # The dialplan found no extension: the -b leg ends in CS_ROUTING.
+            self.request_hangup("NO_ROUTE_DESTINATION")
+            return
         if self.direction == "inbound":
             self._set_running_state("CS_EXECUTE")
         request = self._request
-        await self.execute(request.application, request.application_data)
+        if extension is None:
+            await self.execute(request.application, request.application_data)
+        else:
+            for name, data in extension:
+                if self.hangup_cause is not None:
+                    return
+                await self.execute(name, data)
         while self.hangup_cause is None:
             # A fresh event before looking: a wake-up can only come after the look.
             wakeup = self._session_wakeup = anyio.Event()
@@ -682,8 +834,12 @@ class FakeChannel:
         self.last_application = name
         self._last_application_data = data
         self.variables["current_application"] = name
+        # Each application starts with no response, and no data unless it has some.
+        self.variables.pop("current_application_response", None)
         if data:
             self.variables["current_application_data"] = data
+        else:
+            self.variables.pop("current_application_data", None)
         self.emit("CHANNEL_EXECUTE", after=self._application_headers(running))
         self._notify_apps()
         try:
@@ -733,12 +889,38 @@ class FakeChannel:
                 self._queue_changed = anyio.Event()
                 await self._queue_changed.wait()
             message = self._queue.popleft()
-            for _ in range(max(1, message.loops)):
+            loops = max(1, message.loops)
+            for loop in range(loops):
+                self.variables["current_loop"] = str(loop + 1)
+                self.variables["total_loops"] = str(loops)
                 await self.execute(message.name, message.data, uuid=message.uuid)
+            self.variables.pop("current_loop", None)
+            self.variables.pop("total_loops", None)
+            if message.message:
+                # switch_ivr_parse_next_event reports the message it just ran.
+                self._host.fire(
+                    Event(
+                        [
+                            *message.message,
+                            *self._factory.standard_headers(
+                                "PRIVATE_COMMAND", SITES["PRIVATE_COMMAND"]
+                            ),
+                            *self.channel_data(variables=False),
+                        ]
+                    )
+                )
 
-    def queue_execute(self, name: str, data: str, uuid: str, *, loops: int = 1) -> None:
+    def queue_execute(
+        self,
+        name: str,
+        data: str,
+        uuid: str,
+        *,
+        loops: int = 1,
+        message: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """A ``sendmsg`` ``execute``: the channel runs it when it gets to its queue."""
-        self._queue.append(_QueuedExecute(name, data, uuid, loops))
+        self._queue.append(_QueuedExecute(name, data, uuid, loops, message))
         self._queue_changed.set()
 
     def unpark(self) -> None:
@@ -820,7 +1002,7 @@ class FakeChannel:
 
     # --------------------------------------------------------------- DTMF
 
-    def receive_dtmf(self, digits: str, *, duration_ms: int = 250) -> None:
+    def receive_dtmf(self, digits: str, *, duration_ms: int = 250, source: str = "RTP") -> None:
         """The caller pressed ``digits``: a DTMF event each, and the digits are buffered."""
         for digit in digits:
             self.emit(
@@ -828,11 +1010,43 @@ class FakeChannel:
                 after=[
                     ("DTMF-Digit", digit),
                     ("DTMF-Duration", str(duration_ms * 8)),
-                    ("DTMF-Source", "RTP"),
+                    ("DTMF-Source", source),
                 ],
+                variables=False,
             )
+            self._digits_dialed += digit
+            self.variables["last_dtmf_duration"] = str(duration_ms * 8)
             self._dtmf.append(digit)
         self._dtmf_changed.set()
+
+    def send_dtmf(self, digits: str) -> None:
+        """``uuid_send_dtmf``: the digits go to the far end. The other leg of a loopback
+        pair receives them (DTMF events there, source UNKNOWN)."""
+        self.dtmf_sent.append(digits)
+        peer = self.loopback_peer
+        if peer is not None and peer.hangup_cause is None:
+            peer.receive_dtmf(
+                "".join(d for d in digits if d in "0123456789*#ABCDabcd"), source="UNKNOWN"
+            )
+
+    def lookup_variable(self, name: str) -> str | None:
+        """switch_channel_get_variable: a variable, else a caller profile field."""
+        value = self.variables.get(name)
+        if value is not None:
+            return value
+        caller_name, caller_number = self._caller_name, self._caller_number
+        fields = {
+            "dialplan": "XML",
+            "caller_id_name": caller_name,
+            "caller_id_number": caller_number,
+            "ani": caller_number,
+            "destination_number": self.destination_number,
+            "uuid": self.uuid,
+            "source": _SOURCES.get(self.endpoint, f"mod_{self.endpoint}"),
+            "context": self.context,
+            "chan_name": self.name,
+        }
+        return fields.get(name) or None
 
     async def _next_dtmf_arrival(self) -> None:
         while not self._dtmf:
@@ -932,8 +1146,13 @@ class FakeChannel:
         return headers
 
     def _complete(self, running: ApplicationRun, response: str) -> None:
+        if response != "_none_":
+            # Only applications that answer something set it (playback: FILE PLAYED).
+            self.variables["current_application_response"] = response
+        # EXECUTE_COMPLETE reports the variable: a park reports what a playback nested
+        # in it answered.
+        response = self.variables.get("current_application_response", "_none_")
         running.response = response
-        self.variables["current_application_response"] = response
         self.emit("CHANNEL_EXECUTE_COMPLETE", after=self._application_headers(running, response))
         self._notify_apps()
 
@@ -957,6 +1176,8 @@ class FakeChannel:
         self._set_call_state("HANGUP")
         self._set_running_state("CS_REPORTING")
         self._record_cdr_variables(cause)
+        if self.loopback_leg is not None:
+            self.variables["is_loopback"] = "1"
         # As recorded: HANGUP_COMPLETE carries the cause twice, at the top.
         self.emit(
             "CHANNEL_HANGUP_COMPLETE",
@@ -977,7 +1198,7 @@ class FakeChannel:
         variables = self.variables
         variables["hangup_cause"] = cause
         variables["hangup_cause_q850"] = str(cause_code(cause))
-        variables["digits_dialed"] = "none"
+        variables["digits_dialed"] = self._digits_dialed or "none"
         variables["start_stamp"] = local_stamp(created)
         variables["profile_start_stamp"] = local_stamp(created)
         if self._answered_us:
@@ -1011,7 +1232,13 @@ class FakeChannel:
             variables["last_app"] = self.last_application
             if self._last_application_data:
                 variables["last_arg"] = self._last_application_data
-        variables["caller_id"] = f'"{self._caller_name}" <{self._caller_number}>'
+        # The caller ID the channel shows (the callee's once the originate flipped it).
+        name, number = (
+            (self._callee_name, self._callee_number)
+            if self._cid_flipped
+            else (self._caller_name, self._caller_number)
+        )
+        variables["caller_id"] = f'"{name}" <{number}>' if name else number
 
         def since_created(moment: int) -> int:
             return moment - created if moment else 0

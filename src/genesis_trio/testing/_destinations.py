@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["Destination"]
@@ -22,6 +23,19 @@ class Destination:
     far end presses ``dtmf_after`` seconds after the call is answered (they
     queue on the channel until an application such as ``play_and_get_digits``
     collects them, as on FreeSWITCH).
+
+    ``applications``: the call is a loopback pair, as ``loopback/<ext>/<context>``
+    is on FreeSWITCH: the originated ``-a`` leg, and a ``-b`` leg that runs these
+    ``(application, data)`` pairs as the extension of a dialplan would (``answer``,
+    ``ring_ready``, ``pre_answer``, ``playback``, ``hangup``, ``park``, ``socket``...);
+    the ``-a`` leg rings, gets early media, is answered and hangs up as the ``-b`` leg
+    does. An empty sequence matches no extension: both legs hang up with
+    ``NO_ROUTE_DESTINATION``. The other timing fields do not apply to such a pair.
+
+    ``create_late``: fire the originated leg's ``CHANNEL_CREATE`` (and
+    ``CHANNEL_ORIGINATE``) after its ``CHANNEL_ANSWER`` (or its early media, or its
+    hangup, whichever comes first), as a real FreeSWITCH does for about one loopback
+    call in 50: code that follows a channel must tolerate that order.
     """
 
     answer_after: float | None = 0.0
@@ -30,8 +44,15 @@ class Destination:
     early_media: bool = False
     dtmf: str = ""
     dtmf_after: float = 1.0
+    applications: Sequence[tuple[str, str]] | None = None
+    create_late: bool = False
 
     def __post_init__(self) -> None:
+        if self.applications is not None:
+            # Frozen: keep an immutable copy of what the caller passed.
+            object.__setattr__(
+                self, "applications", tuple((str(a), str(d)) for a, d in self.applications)
+            )
         if any(digit not in "0123456789*#ABCDabcd" for digit in self.dtmf):
             raise ValueError(f"not DTMF digits: {self.dtmf!r}")
         for name in ("answer_after", "hangup_after", "dtmf_after"):

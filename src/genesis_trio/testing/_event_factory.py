@@ -74,6 +74,10 @@ SITES: dict[str, CallingSite] = {
     "BACKGROUND_JOB": CallingSite("mod_event_socket.c", "api_exec", 1580),
     "SENDEVENT": CallingSite("mod_event_socket.c", "parse_command", 2283),
     "CUSTOM": CallingSite("switch_event.c", "switch_event_fire_detailed", 2087),
+    "CODEC_READ": CallingSite("switch_core_codec.c", "switch_core_session_set_read_codec", 300),
+    "CODEC_WRITE": CallingSite("switch_core_codec.c", "switch_core_session_set_write_codec", 471),
+    "PRIVATE_COMMAND": CallingSite("switch_ivr.c", "switch_ivr_parse_next_event", 1),
+    "DTMF": CallingSite("switch_channel.c", "switch_channel_dequeue_dtmf", 511),
 }
 
 

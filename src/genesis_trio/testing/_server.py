@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from ._channels import FakeChannel, OriginateRequest
 from ._command_reader import Command
 from ._connection import Connection, parse_log_level
 from ._destinations import Destination
+from ._dialplan import DEFAULT_OUTBOUND_PORT, bundle_extension
 from ._event_factory import SITES, EventFactory, SwitchClock, SwitchIdentity, new_uuid
 from ._outbound_socket import OutboundSocket
 from ._replies import log_data
@@ -32,6 +34,27 @@ from ._wire import OutgoingEvent
 __all__ = ["ApiHandler", "FakeFreeSWITCH"]
 
 ApiHandler = Callable[[str], "str | Awaitable[str]"]
+
+_TONE_SEGMENT = re.compile(r"%\((\d+),(\d+)")
+_LOOPS = re.compile(r";loops=(\d+)")
+
+
+def _generated_duration(path: str) -> float | None:
+    """How long FreeSWITCH plays a generated stream: ``tone_stream://%(on,off,hz);loops=N``
+    (N times the on and off times) or ``silence_stream://ms``; None for anything else."""
+    if path.startswith("tone_stream://"):
+        segments = _TONE_SEGMENT.findall(path)
+        if not segments:
+            return None
+        loops = _LOOPS.search(path)
+        count = int(loops.group(1)) if loops else 1
+        return count * sum(int(on) + int(off) for on, off in segments) / 1000
+    if path.startswith("silence_stream://"):
+        milliseconds = path.removeprefix("silence_stream://").split(",")[0]
+        if milliseconds.isdigit() and int(milliseconds) > 0:
+            return int(milliseconds) / 1000
+    return None
+
 
 _LOG_LEVEL_NAMES = ("CONSOLE", "ALERT", "CRIT", "ERR", "WARNING", "NOTICE", "INFO", "DEBUG")
 
@@ -54,6 +77,7 @@ class FakeFreeSWITCH:
         *,
         hostname: str = "fake-freeswitch",
         core_uuid: str | None = None,
+        dialplan: bool = True,
     ) -> None:
         self.password = password
         self.host = host
@@ -70,6 +94,9 @@ class FakeFreeSWITCH:
             "domain": self.identity.ipv4,
         }
         self._destinations: dict[str, Destination] = {}
+        # Route loopback/<ext>/default as the test bundle's dialplan does.
+        self.dialplan = dialplan
+        self.default_outbound_port = DEFAULT_OUTBOUND_PORT
         self._media_durations: dict[str, float] = {}
         self.default_media_duration = 1.0
         self._apis: dict[str, ApiHandler] = {}
@@ -131,8 +158,14 @@ class FakeFreeSWITCH:
     # ----------------------------------------------------------- scripting
 
     def add_destination(self, dial_path: str, destination: Destination | None = None) -> None:
-        """Make ``dial_path`` (exact, or a ``fnmatch`` pattern such as ``user/*``) routable."""
-        self._destinations[dial_path] = destination or Destination()
+        """Make ``dial_path`` (exact, or a ``fnmatch`` pattern such as ``user/*``) routable.
+
+        It takes precedence over the built-in dialplan. A destination with
+        ``applications`` (a loopback pair) only fits ``loopback/...`` paths."""
+        destination = destination or Destination()
+        if destination.applications is not None and not dial_path.startswith("loopback/"):
+            raise ValueError("a Destination with applications is a loopback/... extension")
+        self._destinations[dial_path] = destination
 
     def register_api(self, name: str, handler: ApiHandler) -> None:
         """Script ``api``/``bgapi`` ``name``: ``handler(arguments)`` returns the body
@@ -144,7 +177,9 @@ class FakeFreeSWITCH:
     def set_media_duration(self, path: str, seconds: float) -> None:
         """How long playing ``path`` (a file, a stream, or an ``fnmatch`` pattern such as
         ``ivr/*``) takes; ``say:<arguments>`` sets the ``say`` application's. Anything
-        not set takes :attr:`default_media_duration` (1 s)."""
+        not set takes as long as on FreeSWITCH for ``tone_stream://`` (its tones times
+        its ``loops``) and ``silence_stream://<ms>``, else :attr:`default_media_duration`
+        (1 s)."""
         if seconds < 0:
             raise ValueError("a duration is not negative")
         self._media_durations[path] = seconds
@@ -156,7 +191,8 @@ class FakeFreeSWITCH:
         for pattern, seconds in self._media_durations.items():
             if fnmatch.fnmatchcase(path, pattern):
                 return seconds
-        return self.default_media_duration
+        generated = _generated_duration(path)
+        return self.default_media_duration if generated is None else generated
 
     def destination_for(self, dial_path: str) -> Destination | None:
         found = self._destinations.get(dial_path)
@@ -187,19 +223,81 @@ class FakeFreeSWITCH:
         channel.request_hangup(cause)
         await channel.wait_ended()
 
+    def _dialplan_destination(self, request: OriginateRequest) -> Destination | None:
+        """``loopback/<ext>[/<context>]`` through the built-in dialplan: an extension, or
+        (no match) a pair that ends with NO_ROUTE_DESTINATION, as on FreeSWITCH."""
+        endpoint, _, rest = request.dial_path.partition("/")
+        if not self.dialplan or endpoint != "loopback" or not rest:
+            return None
+        number, _, context = rest.partition("/")
+        extension = None
+        if context in ("", "default"):
+            extension = bundle_extension(number, request.variables, self.default_outbound_port)
+        return Destination(applications=extension or ())
+
     def _create_channel(self, request: OriginateRequest) -> FakeChannel | None:
         destination = self.destination_for(request.dial_path)
         if destination is None:
+            destination = self._dialplan_destination(request)
+        if destination is None:
             return None
         task_group = self._require_task_group()
-        self._session_count += 1
-        channel = FakeChannel(self, request, destination, session_id=self._session_count)
-        self._channels[channel.uuid] = channel
-        self._history.append(channel)
-        self._peak_sessions = max(self._peak_sessions, len(self._channels))
+        if destination.applications is not None:
+            return self._create_loopback_pair(request, destination, task_group)
+        channel = self._new_channel(request, destination)
         channel.start()
         task_group.start_soon(channel.run, name=f"fake channel {channel.uuid}")
         return channel
+
+    def _new_channel(
+        self,
+        request: OriginateRequest,
+        destination: Destination,
+        *,
+        direction: str = "outbound",
+        loopback_leg: str | None = None,
+    ) -> FakeChannel:
+        self._session_count += 1
+        channel = FakeChannel(
+            self,
+            request,
+            destination,
+            session_id=self._session_count,
+            direction=direction,
+            loopback_leg=loopback_leg,
+        )
+        self._channels[channel.uuid] = channel
+        self._history.append(channel)
+        self._peak_sessions = max(self._peak_sessions, len(self._channels))
+        return channel
+
+    def _create_loopback_pair(
+        self,
+        request: OriginateRequest,
+        destination: Destination,
+        task_group: anyio.abc.TaskGroup,
+    ) -> FakeChannel:
+        """mod_loopback: the originated ``-a`` leg and the ``-b`` leg that runs the
+        extension, each following the other's ring, answer and hangup."""
+        a_leg = self._new_channel(request, destination, loopback_leg="A")
+        # The -b leg gets the call's variables, but a uuid of its own.
+        b_variables = {k: v for k, v in request.variables.items() if k != "origination_uuid"}
+        b_request = OriginateRequest(
+            dial_path=request.dial_path,
+            variables=b_variables,
+            caller_id_name=request.caller_id_name,
+            caller_id_number=request.caller_id_number,
+        )
+        b_leg = self._new_channel(b_request, destination, direction="inbound", loopback_leg="B")
+        if "origination_uuid" in request.variables:
+            b_leg.variables["origination_uuid"] = request.variables["origination_uuid"]
+        a_leg.link_loopback(b_leg)
+        b_leg.link_loopback(a_leg)
+        a_leg.start()
+        b_leg.start_incoming()
+        task_group.start_soon(a_leg.run, name=f"fake channel {a_leg.uuid}")
+        task_group.start_soon(b_leg.run, name=f"fake channel {b_leg.uuid}")
+        return a_leg
 
     def channel_ended(self, channel: FakeChannel) -> None:
         if self._channels.get(channel.uuid) is channel:
@@ -281,7 +379,10 @@ class FakeFreeSWITCH:
         self._require_task_group().start_soon(self._run_socket, socket, channel)
         await socket.connected.wait()
         if not socket.closed.is_set():
-            # mod_event_socket polls for the connect every few ms before it parks.
+            # mod_event_socket polls for the connect every few ms before it parks; a
+            # ``myevents`` sent within that time sees the CHANNEL_PARK. (A real switch
+            # delivers it only then: an app that waits for the reply to ``connect``
+            # before it sends ``myevents`` usually misses it.)
             await anyio.sleep(0.01)
         if socket.closed.is_set():
             return "_none_"
@@ -525,6 +626,7 @@ class FakeFreeSWITCH:
                 argument or "",
                 command.header("Event-UUID") or new_uuid(),
                 loops=int(loops) if loops.isdigit() else 1,
+                message=(("Command", command.line), *command.headers),
             )
         return "+OK"
 

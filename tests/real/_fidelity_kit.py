@@ -73,6 +73,7 @@ _TIMER_EVENTS = {"HEARTBEAT", "RE_SCHEDULE", "SESSION_HEARTBEAT", "DEL_SCHEDULE"
 _VOLATILE = re.compile(
     r"""^(
         Event-Date-.* | Event-Sequence | Core-UUID | Event-Calling-Line-Number
+      | FreeSWITCH-(Hostname|Switchname|IPv4|IPv6)
       | .*-Time | Caller-Channel-Last-Hold | Caller-Channel-Hold-Accum
       | Other-Leg-Channel-.* | Job-UUID | Event-UUID | Application-UUID | DTMF-Duration
       | variable_.*_(epoch|uepoch|stamp|sec|msec|usec|ms|seconds|samples|pos)
@@ -339,7 +340,9 @@ def _reply_text(message: Message, normalise: Callable[[str], str]) -> str | None
     if isinstance(message, AuthRequest):
         return "auth/request"
     if isinstance(message, CommandReply):
-        extra = sorted(name for name in message.headers if name not in ("Content-Type", "Reply-Text"))
+        extra = sorted(
+            name for name in message.headers if name not in ("Content-Type", "Reply-Text")
+        )
         suffix = f" +headers {','.join(extra)}" if extra else ""
         return f"reply: {normalise(message.reply_text)}{suffix}"
     if isinstance(message, ApiResponse):
@@ -373,7 +376,9 @@ def transcript(recorder: Recorder) -> Transcript:
             if isinstance(message, Event) and message.name != "CODEC":
                 uuid = message.get("Unique-ID")
                 if uuid:
-                    names.setdefault((wire.label, renamed.get(uuid, uuid)), message.get("Channel-Name") or "?")
+                    names.setdefault(
+                        (wire.label, renamed.get(uuid, uuid)), message.get("Channel-Name") or "?"
+                    )
     for wire in recorder.wires:
         for command in bytes(wire.sent).decode("utf-8", "replace").split("\n\n"):
             if command.strip():
@@ -382,9 +387,9 @@ def transcript(recorder: Recorder) -> Transcript:
                     text = "auth <password>"
                 result.commands.append(f"{wire.label}: {normalise(text)}")
         for message in wire.messages:
-            text = _reply_text(message, normalise)
-            if text is not None:
-                result.replies.append(f"{wire.label}: {text}")
+            reply = _reply_text(message, normalise)
+            if reply is not None:
+                result.replies.append(f"{wire.label}: {reply}")
                 continue
             if not isinstance(message, Event) or message.name in _TIMER_EVENTS:
                 continue
@@ -400,11 +405,7 @@ def transcript(recorder: Recorder) -> Transcript:
             else:
                 key = f"{wire.label} switch"
             headers = {
-                name: (
-                    "<volatile>"
-                    if _VOLATILE.match(name)
-                    else normalise(value)
-                )
+                name: ("<volatile>" if _VOLATILE.match(name) else normalise(value))
                 for name, value in message.headers.items()
             }
             if message.body:
@@ -554,7 +555,9 @@ async def identify(kind: str, host: str, port: int, password: str) -> Target:
         job = await client.bgapi_event("echo identify")
     found = [
         (job.get(f"FreeSWITCH-{name}") or "", f"<{name.lower()}>")
-        for name in ("Hostname", "Switchname", "IPv4", "IPv6")
+        # The addresses are only compared in the FreeSWITCH-IPv4/6 headers (whose values
+        # are not): replacing them everywhere would also rewrite 127.0.0.1 in app data.
+        for name in ("Hostname", "Switchname")
     ]
     return Target(kind, host, port, password, tuple((v, t) for v, t in found if v))
 
