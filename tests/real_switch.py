@@ -24,6 +24,7 @@ When none is available the tests skip with a one-line reason; with
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -40,17 +41,22 @@ from pathlib import Path
 import pytest
 import trio
 
-from genesis_trio import Event, Inbound
+from genesis_trio import Channel, Event, GenesisError, Inbound
 
 __all__ = [
+    "TAG_VARIABLE",
+    "CallWatch",
     "RealSwitch",
     "channel_exists",
     "freeswitch",
     "inbound",
     "live_channel_uuids",
+    "other_leg",
+    "placed_call",
     "private_freeswitch",
     "running_freeswitch",
     "wait_until",
+    "watch_calls",
 ]
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -271,3 +277,188 @@ def unique_name(prefix: str = "t") -> str:
 
 def event_matches(name: str, uuid_: str) -> Callable[[Event], bool]:
     return lambda event: event.name == name and event.unique_id == uuid_
+
+
+async def other_leg(client: Inbound, uuid_: str) -> str:
+    """The uuid of the loopback leg paired with ``uuid_`` (``-a`` gives ``-b`` and back)."""
+    return (await client.api(f"uuid_getvar {uuid_} other_loopback_leg_uuid")).strip()
+
+
+@contextlib.asynccontextmanager
+async def placed_call(
+    client: Inbound, extension: str, watch: CallWatch, **variables: str
+) -> AsyncIterator[Channel]:
+    """``Channel.create`` of ``loopback/<extension>/default``, hung up when the block ends."""
+    channel = await Channel.create(
+        client, f"loopback/{extension}/default", {**watch.variables, **variables}
+    )
+    try:
+        yield channel
+    finally:
+        with trio.CancelScope(shield=True), contextlib.suppress(GenesisError, TimeoutError):
+            await channel.hangup(timeout=10)
+
+
+#: The originate variable :class:`CallWatch` recognises a test's channels by.
+TAG_VARIABLE = "genesis_test_call"
+
+# What a CallWatch records: a channel's life and the media it ran (not CHANNEL_STATE: noise).
+_WATCHED_EVENTS = (
+    "CHANNEL_CREATE",
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_ANSWER",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_UNBRIDGE",
+    "CHANNEL_PARK",
+    "CHANNEL_UNPARK",
+    "CHANNEL_EXECUTE",
+    "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE",
+    "CHANNEL_DESTROY",
+    "DTMF",
+    "PLAYBACK_START",
+    "PLAYBACK_STOP",
+    "RECORD_START",
+    "RECORD_STOP",
+)
+
+
+class CallWatch:
+    """What the switch did to one test's channels, seen on a connection of its own.
+
+    Put :attr:`variables` on every originate of the test (``Channel.create``,
+    ``RingGroup.ring(variables=...)``, a raw ``originate {...}``): mod_loopback
+    copies them to the ``-b`` leg too, so both legs of each call count as the
+    test's. The watch is independent of the client under test, so what it
+    records is what FreeSWITCH sent, not what our client believes.
+    """
+
+    def __init__(self, client: Inbound, tag: str) -> None:
+        #: The watch's own connection (for ``api`` checks of the switch's state).
+        self.client = client
+        self.tag = tag
+        self._by_uuid: dict[str, list[Event]] = {}
+        self._ours: list[str] = []
+        self._arrived = trio.Event()
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return {TAG_VARIABLE: self.tag}
+
+    def file(self, event: Event) -> None:
+        uuid_ = event.unique_id
+        if uuid_ is None:
+            return
+        # Events of every channel are kept until we know whose they are: the
+        # switch may send a leg's first events before the CHANNEL_CREATE that
+        # carries the variables.
+        self._by_uuid.setdefault(uuid_, []).append(event)
+        if event.variable(TAG_VARIABLE) == self.tag and uuid_ not in self._ours:
+            self._ours.append(uuid_)
+        self._arrived.set()
+        self._arrived = trio.Event()
+
+    @property
+    def uuids(self) -> list[str]:
+        """The test's channels, in the order the switch announced them."""
+        return list(self._ours)
+
+    def events(self, uuid_: str | None = None) -> list[Event]:
+        """The events of one channel (or of all the test's channels), in arrival order."""
+        if uuid_ is not None:
+            return list(self._by_uuid.get(uuid_, ()))
+        ours = set(self._ours)
+        return [e for e in itertools.chain(*self._by_uuid.values()) if e.unique_id in ours]
+
+    def names(self, uuid_: str) -> list[str]:
+        return [event.name or "?" for event in self._by_uuid.get(uuid_, ())]
+
+    def named(self, channel_name: str) -> list[str]:
+        """The test's channels called ``channel_name`` (``loopback/9004-a``)."""
+        return [
+            u
+            for u in self._ours
+            if any(e.get("Channel-Name") == channel_name for e in self._by_uuid[u])
+        ]
+
+    def find(self, predicate: Callable[[Event], bool]) -> list[Event]:
+        return [event for event in self.events() if predicate(event)]
+
+    def alive(self) -> list[str]:
+        """The test's channels that have not sent CHANNEL_DESTROY yet."""
+        return [u for u in self._ours if "CHANNEL_DESTROY" not in self.names(u)]
+
+    async def wait_for(
+        self, predicate: Callable[[Event], bool], *, within: float = 15.0, count: int = 1
+    ) -> list[Event]:
+        """Wait until ``count`` events of the test's channels satisfy ``predicate``."""
+        with trio.fail_after(within):
+            while True:
+                arrived = self._arrived
+                found = self.find(predicate)
+                if len(found) >= count:
+                    return found
+                await arrived.wait()
+
+    async def wait_event(self, name: str, uuid_: str, *, within: float = 15.0) -> Event:
+        """The first ``name`` event of channel ``uuid_`` (at once if it already came)."""
+        found = await self.wait_for(
+            lambda event: event.name == name and event.unique_id == uuid_, within=within
+        )
+        return found[0]
+
+    async def wait_channels(self, count: int, *, within: float = 15.0) -> list[str]:
+        """Wait until the switch has announced ``count`` channels of the test."""
+        with trio.fail_after(within):
+            while len(self._ours) < count:
+                await self._arrived.wait()
+        return self.uuids
+
+    async def assert_all_gone(self, channels: int, *, within: float = 20.0) -> None:
+        """All ``channels`` of the test were destroyed: their events say so, and so does the switch.
+
+        The count is needed because the switch sends events from several threads: a
+        ``-b`` leg's CHANNEL_CREATE can reach us after its ``-a`` leg's CHANNEL_DESTROY.
+        """
+        with trio.fail_after(within):
+            while len(self._ours) < channels or self.alive():
+                await self._arrived.wait()
+        for uuid_ in self._ours:
+            assert not await channel_exists(self.client, uuid_), f"{uuid_} still exists"
+        ours = set(self._ours)
+
+        async def none_listed() -> bool:
+            return not (ours & await live_channel_uuids(self.client))
+
+        await wait_until(none_listed, within=within)
+
+    async def kill_leftovers(self, within: float = 5.0) -> None:
+        """Hang up what the test left behind (never other tests' calls: no ``hupall``)."""
+        with trio.move_on_after(within) as scope:
+            scope.shield = True
+            for uuid_ in self.alive():
+                await self.client.api(f"uuid_kill {uuid_}", check=False)
+            while self.alive():
+                await self._arrived.wait()
+
+
+@contextlib.asynccontextmanager
+async def watch_calls(switch: RealSwitch) -> AsyncIterator[CallWatch]:
+    """Record the test's channels (see :class:`CallWatch`); hang up leftovers at the end."""
+    async with switch.inbound() as client:
+        watch = CallWatch(client, unique_name("call"))
+        async with client.subscribe(*_WATCHED_EVENTS, max_buffer=1_000_000) as events:
+
+            async def pump() -> None:
+                with contextlib.suppress(GenesisError):
+                    async for event in events:
+                        watch.file(event)
+
+            # In the connection's own task group: no nursery of ours wraps the test's errors.
+            client.connection.start_soon(pump, name="call watch")
+            try:
+                yield watch
+            finally:
+                await watch.kill_leftovers()
