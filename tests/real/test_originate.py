@@ -79,6 +79,13 @@ async def test_early_media_returns_the_channel_before_the_answer(freeswitch: Rea
                 assert names.index("CHANNEL_PROGRESS_MEDIA") < names.index("CHANNEL_ANSWER")
                 b_leg = await other_leg(client, channel.uuid)
                 await watch.wait_event("CHANNEL_ANSWER", b_leg)
+                await watch.wait_for(
+                    lambda e: (
+                        e.unique_id == b_leg
+                        and e.name == "CHANNEL_EXECUTE_COMPLETE"
+                        and e.application == "playback"
+                    )
+                )
                 # The extension played its early-media tone on the -b leg before answering.
                 b_events = watch.events(b_leg)
                 tones = [
