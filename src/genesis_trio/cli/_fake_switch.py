@@ -38,6 +38,7 @@ class FakeSwitchOptions:
     dtmf: Sequence[tuple[str, str]] = field(default_factory=tuple)
     dtmf_after: float = 1.0
     keep_serving: bool = False
+    outbound_port: int = 8084
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -54,6 +55,9 @@ def parse_dtmf(text: str) -> tuple[str, str]:
     if not separator or not destination or not digits:
         raise ValueError(f"expected DESTINATION=DIGITS, got {text!r}")
     Destination(dtmf=digits)  # refuses what is not DTMF
+    if destination.startswith("loopback/"):
+        # The dialplan runs the -b leg; its caller's digits go in with uuid_send_dtmf.
+        raise ValueError("a loopback/ call's digits are sent with uuid_send_dtmf, not --dtmf")
     return destination, digits
 
 
@@ -65,22 +69,10 @@ def _matches(value: str, pattern: str) -> bool:
     return value == pattern or fnmatch.fnmatchcase(value, pattern)
 
 
-# The extensions of the real test switch the README and the tutorial dial.
-_TEST_SWITCH_EXTENSIONS = {
-    "loopback/9002/*": Destination(answer_after=0),  # answer, park
-    "loopback/9004/*": Destination(answer_after=None),  # rings and rings
-    "loopback/9005/*": Destination(reject_cause="USER_BUSY"),
-    "loopback/9010/*": Destination(answer_after=0, hangup_after=0.3),  # a tone, hangs up
-}
-
-
 def configure_routes(fake: FakeFreeSWITCH, options: FakeSwitchOptions) -> None:
     """``user/<n>`` answers after ``answer_delay``; ``--dtmf`` scripts dial paths."""
     fake.add_destination("user/*", Destination(answer_after=options.answer_delay))
-    for path, destination in _TEST_SWITCH_EXTENSIONS.items():
-        # Where the fake does not route the test switch's dialplan itself.
-        if fake.destination_for(path.replace("*", "default")) is None:
-            fake.add_destination(path, destination)
+    fake.default_outbound_port = options.outbound_port
     for target, digits in options.dtmf:
         if "/" not in target:
             continue  # a destination number: the digits of --call-socket calls

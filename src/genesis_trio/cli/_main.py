@@ -23,8 +23,9 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, port: int) -> No
 _FAKE_SWITCH_DESCRIPTION = """\
 Run the built-in fake FreeSWITCH: inbound ESL on HOST:PORT, like a real switch.
 
-Routes: user/<n> answers after --answer-delay seconds, and parks (or runs the
-originate's application). It can also make calls by itself:
+Routes: loopback/<ext>/default runs the real test switch's dialplan (9000 connects
+to an outbound app on 127.0.0.1:${outbound_port}, else --outbound-port; 9001..9010;
+socket-N); user/<n> answers after --answer-delay seconds. It can also make calls:
 
   --call-socket HOST:PORT   calls into your outbound app (as the dialplan's
                             `socket HOST:PORT async full` would), then exits
@@ -89,6 +90,13 @@ def _add_fake_switch_parser(commands: Any) -> None:
         default=1.0,
         metavar="S",
         help="seconds user/<n> rings before it answers (default %(default)s)",
+    )
+    fake.add_argument(
+        "--outbound-port",
+        type=int,
+        default=8084,
+        metavar="N",
+        help="where extension 9000 connects without ${outbound_port} (default %(default)s)",
     )
     calls = fake.add_argument_group("calls into an outbound app")
     calls.add_argument("--call-socket", type=_address, metavar="HOST:PORT")
@@ -219,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     dtmf=tuple(args.dtmf),
                     dtmf_after=args.dtmf_after,
                     keep_serving=args.keep_serving,
+                    outbound_port=args.outbound_port,
                 )
             )
         from ._apps import run_app
