@@ -157,8 +157,10 @@ class Channel:
         # FreeSWITCH's examples and our captures do.
         self._session_channel = _session_channel
         self._events_ready = False
-        self._filter_added = False
         self._released = False
+        # While the connection has FreeSWITCH-side filters, this one lets our events through.
+        self._filters = client._filters
+        self._filters.hold("Unique-ID", self.uuid)
         self._dtmf_subscriptions: list[Subscription[Event]] = []
         # The reader calls ``matches`` synchronously, in event order: a tap that
         # never buffers keeps the state current before any waiter wakes up.
@@ -358,18 +360,13 @@ class Channel:
 
     async def _release_after_destroy(self) -> None:
         self._release()
-        if self._filter_added and self._connection.is_open:
-            self._filter_added = False
-            try:
-                await self._client.filter_delete("Unique-ID", self.uuid)
-            except GenesisError as exc:
-                logger.debug("could not remove the filter of %s: %s", self.uuid, exc)
 
     def _release(self) -> None:
-        """Stop following this channel (idempotent)."""
+        """Stop following this channel (idempotent); its filter, if any, goes soon after."""
         if self._released:
             return
         self._released = True
+        self._filters.release("Unique-ID", self.uuid)
         for tap in self._taps:
             tap.close()
         for subscription in self._dtmf_subscriptions:
@@ -378,14 +375,12 @@ class Channel:
     async def _ensure_events(self, extra: Iterable[str] = ()) -> None:
         names = [name for name in extra if name not in CHANNEL_EVENTS]
         if self._events_ready and not names:
+            await self._filters.ensure("Unique-ID", self.uuid)
             return
         await self._client._ensure_switch_events([*CHANNEL_EVENTS, *names])
-        if not self._events_ready:
-            self._events_ready = True
-            # With FreeSWITCH-side filters in place, our events only pass if a filter lets them.
-            if self._client._filters and not self._session_channel:
-                await self._client.filter("Unique-ID", self.uuid)
-                self._filter_added = True
+        self._events_ready = True
+        # With FreeSWITCH-side filters in place, our events only pass if a filter lets them.
+        await self._filters.ensure("Unique-ID", self.uuid)
 
     def _watch(
         self, matches: Callable[[Event], bool], keys: Iterable[str] | None = None

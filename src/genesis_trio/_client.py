@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from ._dispatch import HandlerRegistration
 from ._exceptions import CommandError, LocalProtocolError
+from ._filters import SwitchFilters
 from ._stream import ESLConnection, EventHandler, Reply
 from ._subscription import Overflow, Subscription
 from ._util import redact_command
@@ -23,25 +24,74 @@ def _is_error(text: str) -> bool:
     return text.startswith("-ERR") or text.startswith("-USAGE")
 
 
+class _SwitchState:
+    """What one connection asked of FreeSWITCH: it starts empty with every new connection."""
+
+    def __init__(self, client: ESLClient, connection: ESLConnection) -> None:
+        self.connection = connection
+        self.subscriptions: dict[str, int] = {}
+        self.subscribed_all = False
+        self.event_format: EventFormat = "plain"
+        self.filters = SwitchFilters(
+            connection, lambda data, label: client._send_checked(data, label, check=False)
+        )
+
+
 class ESLClient:
     """The command surface common to Inbound and outbound Sessions.
 
     Every method that talks to FreeSWITCH raises :class:`CommandError` when the
     switch answers ``-ERR`` (``check=False`` returns the raw reply instead),
     and :class:`ConnectionLost` when the connection goes away under it.
+
+    What the client asked FreeSWITCH for (``event`` subscriptions, filters)
+    belongs to one connection: a new connection (re-entering an ``Inbound``)
+    starts from nothing, as the switch does, and nothing is carried over.
     """
 
     _connection: ESLConnection
-    _event_format: EventFormat = "plain"
 
     def __init__(self) -> None:
-        self._switch_subscriptions: dict[str, int] = {}
-        self._subscribed_all = False
-        self._filters: set[tuple[str, str]] = set()
+        self._switch_state: _SwitchState | None = None
 
     @property
     def connection(self) -> ESLConnection:
         return self._connection
+
+    def _state(self) -> _SwitchState:
+        state = self._switch_state
+        if state is None or state.connection is not self._connection:
+            state = self._switch_state = _SwitchState(self, self._connection)
+        return state
+
+    @property
+    def _switch_subscriptions(self) -> dict[str, int]:
+        return self._state().subscriptions
+
+    @property
+    def _subscribed_all(self) -> bool:
+        return self._state().subscribed_all
+
+    @_subscribed_all.setter
+    def _subscribed_all(self, value: bool) -> None:
+        self._state().subscribed_all = value
+
+    @property
+    def _event_format(self) -> EventFormat:
+        return self._state().event_format
+
+    @_event_format.setter
+    def _event_format(self, value: EventFormat) -> None:
+        self._state().event_format = value
+
+    @property
+    def _filters(self) -> SwitchFilters:
+        return self._state().filters
+
+    @property
+    def filters(self) -> list[tuple[str, str]]:
+        """The FreeSWITCH-side filters added with :meth:`filter` on this connection."""
+        return self._filters.user_filters
 
     @property
     def is_connected(self) -> bool:
@@ -89,17 +139,24 @@ class ESLClient:
         return body
 
     async def bgapi_event(self, command: str) -> Event:
-        """Like :meth:`bgapi` but returns the whole BACKGROUND_JOB event."""
-        await self._ensure_background_jobs()
+        """Like :meth:`bgapi` but returns the whole BACKGROUND_JOB event.
+
+        With FreeSWITCH-side filters in place (:meth:`filter`), the job's own
+        ``Job-UUID`` is let through by a filter of its own while it runs.
+        """
         job_uuid = str(uuid_module.uuid4())
+        data = cmd.bgapi(command, job_uuid)  # refused here, before anything is sent
+        await self._ensure_background_jobs()
+        filters = self._filters
+        filters.hold("Job-UUID", job_uuid)
         job = self._connection.expect_job(job_uuid)
         try:
-            await self._send_checked(
-                cmd.bgapi(command, job_uuid), f"bgapi {command.split(' ', 1)[0]}"
-            )
+            await filters.ensure("Job-UUID", job_uuid)
+            await self._send_checked(data, f"bgapi {command.split(' ', 1)[0]}")
             return await self._connection.wait_job(job_uuid, job)
         finally:
             self._connection.forget_job(job_uuid)
+            filters.release("Job-UUID", job_uuid)
 
     async def _ensure_background_jobs(self) -> None:
         if self._subscribed_all or "BACKGROUND_JOB" in self._switch_subscriptions:
@@ -108,8 +165,6 @@ class ESLClient:
         await self._send_checked(
             cmd.event("BACKGROUND_JOB", event_format=self._event_format), "event BACKGROUND_JOB"
         )
-        if self._filters:
-            await self._send_checked(cmd.filter("Event-Name", "BACKGROUND_JOB"), "filter")
 
     # --- switch-side event selection ----------------------------------------
     async def events(self, *names: str, event_format: EventFormat | None = None) -> None:
@@ -134,15 +189,21 @@ class ESLClient:
         self._subscribed_all = False
 
     async def filter(self, header: str, value: str) -> None:
-        """Add a FreeSWITCH-side filter: only events matching some filter are sent."""
-        await self._send_checked(cmd.filter(header, value), "filter")
-        self._filters.add((header, value))
+        """Add a FreeSWITCH-side filter: only events matching some filter are sent.
+
+        The events the library itself waits for keep coming: each bgapi job
+        and each followed channel gets an exact filter of its own (``Job-UUID``,
+        ``Unique-ID``) while filters exist, added before your first one.
+        """
+        await self._filters.add(header, value)
 
     async def filter_delete(self, header: str, value: str | None = None) -> None:
-        await self._send_checked(cmd.filter_delete(header, value), "filter delete")
-        self._filters = {
-            (h, v) for h, v in self._filters if not (h == header and value in (None, v))
-        }
+        """Remove filters (every value of ``header`` when ``value`` is None).
+
+        Removing your last filter sends ``filter delete all``, so the
+        library's own filters go with it in the same step.
+        """
+        await self._filters.delete(header, value)
 
     async def divert_events(self, on: bool = True) -> None:
         await self._send_checked(cmd.divert_events(on), "divert_events")

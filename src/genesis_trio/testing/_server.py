@@ -502,6 +502,15 @@ class FakeFreeSWITCH:
         return len(self._connections)
 
     @property
+    def connection_filters(self) -> list[list[tuple[str, str]]]:
+        """The ``filter`` list of each authenticated connection open now, in arrival order."""
+        return [
+            list(connection.subscription.filters or [])
+            for connection in self._connections
+            if connection.authenticated
+        ]
+
+    @property
     def authenticated_count(self) -> int:
         """Client connections open now that have authenticated."""
         return sum(1 for connection in self._connections if connection.authenticated)
