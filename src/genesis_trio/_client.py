@@ -94,6 +94,15 @@ class ESLClient:
         return self._filters.user_filters
 
     @property
+    def switch_filters(self) -> list[tuple[str, str]]:
+        """Every filter this connection has on the switch now: yours and the library's own.
+
+        The library's (``Job-UUID`` of a running bgapi, ``Unique-ID`` of a followed
+        channel) are there only while you have filters; see ``docs/inbound.md``.
+        """
+        return self._filters.installed
+
+    @property
     def is_connected(self) -> bool:
         conn = getattr(self, "_connection", None)
         return conn is not None and conn.is_open

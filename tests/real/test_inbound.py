@@ -268,11 +268,6 @@ async def test_filter_on_a_channel_uuid_keeps_other_calls_out(freeswitch: RealSw
     assert seen[-1] == ("CHANNEL_HANGUP_COMPLETE", wanted)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 item 1: a filter added after a bgapi keeps BACKGROUND_JOB out, "
-    "the next bgapi waits forever",
-)
 async def test_bgapi_after_a_filter(freeswitch: RealSwitch) -> None:
     async with freeswitch.inbound() as client:
         with trio.fail_after(DEADLINE):

@@ -169,11 +169,6 @@ def filter_delete_all() -> bytes:
     return b"filter delete all\n\n"
 
 
-def filter_delete_all() -> bytes:
-    """``filter delete all``: empty the connection's filter list in one step."""
-    return b"filter delete all\n\n"
-
-
 def divert_events(on: bool) -> bytes:
     return _line(f"divert_events {'on' if on else 'off'}")
 
