@@ -64,10 +64,12 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", help="a real FreeSWITCH (default: the built-in fake)")
-    parser.add_argument("--port", type=int, default=8021)
-    parser.add_argument("--password", default="ClueCon")
+    parser.add_argument("--port", type=int, default=8021, help="ESL port (default 8021)")
+    parser.add_argument("--password", default="ClueCon", help="ESL password (default ClueCon)")
     parser.add_argument("--agent", default="user/1000")
     parser.add_argument("--customer", default="user/1001")
     trio.run(main, parser.parse_args())

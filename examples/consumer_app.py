@@ -43,10 +43,12 @@ async def demo_on_fake(password: str) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", help="a real FreeSWITCH (default: the built-in fake)")
-    parser.add_argument("--port", type=int, default=8021)
-    parser.add_argument("--password", default="ClueCon")
+    parser.add_argument("--port", type=int, default=8021, help="ESL port (default 8021)")
+    parser.add_argument("--password", default="ClueCon", help="ESL password (default ClueCon)")
     args = parser.parse_args()
     if args.host is None:
         trio.run(demo_on_fake, args.password)

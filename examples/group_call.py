@@ -85,10 +85,12 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", help="a real FreeSWITCH (default: the built-in fake)")
-    parser.add_argument("--port", type=int, default=8021)
-    parser.add_argument("--password", default="ClueCon")
+    parser.add_argument("--port", type=int, default=8021, help="ESL port (default 8021)")
+    parser.add_argument("--password", default="ClueCon", help="ESL password (default ClueCon)")
     parser.add_argument("--caller", default="user/1000")
     parser.add_argument("--group", default="user/1001,user/1002,user/1003")
     parser.add_argument("--mode", choices=[mode.value for mode in RingMode], default="parallel")

@@ -37,9 +37,11 @@ async def main(host: str | None, port: int, password: str) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", help="a real FreeSWITCH (default: the built-in fake)")
-    parser.add_argument("--port", type=int, default=8021)
-    parser.add_argument("--password", default="ClueCon")
+    parser.add_argument("--port", type=int, default=8021, help="ESL port (default 8021)")
+    parser.add_argument("--password", default="ClueCon", help="ESL password (default ClueCon)")
     args = parser.parse_args()
     trio.run(main, args.host, args.port, args.password)

@@ -93,10 +93,12 @@ async def with_real_switch(app: Outbound, host: str, port: int, password: str, d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", help="a real FreeSWITCH (default: the built-in fake)")
-    parser.add_argument("--port", type=int, default=8021)
-    parser.add_argument("--password", default="ClueCon")
+    parser.add_argument("--port", type=int, default=8021, help="ESL port (default 8021)")
+    parser.add_argument("--password", default="ClueCon", help="ESL password (default ClueCon)")
     parser.add_argument("--dial", default="user/1000", help="who the real FreeSWITCH calls")
     parser.add_argument("--listen-host", default="127.0.0.1")
     parser.add_argument("--listen-port", type=int, default=0, help="0: any free port")
