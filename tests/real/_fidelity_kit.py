@@ -534,8 +534,8 @@ def summary(comparison: Comparison) -> str:
     for category in CATEGORIES:
         score = comparison.scores[category]
         total.add(score.matched, score.total)
-        lines.append(f"{category:>14}: {score.matched:5d} / {score.total:5d}  {score.ratio:7.2%}")
-    lines.append(f"{'all':>14}: {total.matched:5d} / {total.total:5d}  {total.ratio:7.2%}")
+        lines.append(f"{category:>14}: {score.matched:5d} / {score.total:5d}  {score.ratio:8.3%}")
+    lines.append(f"{'all':>14}: {total.matched:5d} / {total.total:5d}  {total.ratio:8.3%}")
     return "\n".join(lines)
 
 

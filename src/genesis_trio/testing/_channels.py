@@ -1015,7 +1015,6 @@ class FakeChannel:
                 variables=False,
             )
             self._digits_dialed += digit
-            self.variables["last_dtmf_duration"] = str(duration_ms * 8)
             self._dtmf.append(digit)
         self._dtmf_changed.set()
 
@@ -1023,6 +1022,8 @@ class FakeChannel:
         """``uuid_send_dtmf``: the digits go to the far end. The other leg of a loopback
         pair receives them (DTMF events there, source UNKNOWN)."""
         self.dtmf_sent.append(digits)
+        # The sending leg remembers the duration it sent (1500 samples, as the test switch).
+        self.variables["last_dtmf_duration"] = "1500"
         peer = self.loopback_peer
         if peer is not None and peer.hangup_cause is None:
             peer.receive_dtmf(
