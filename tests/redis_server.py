@@ -23,14 +23,22 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import pytest
 
-__all__ = ["RedisServer", "redis_server", "running_redis_server", "unique_prefix"]
+__all__ = [
+    "PrivateRedisServer",
+    "RedisServer",
+    "private_redis_server",
+    "redis_server",
+    "running_redis_server",
+    "unique_prefix",
+]
 
 _READY_LINE = "Ready to accept connections"
 _START_TIMEOUT = 20.0
@@ -117,6 +125,94 @@ def running_redis_server() -> Iterator[RedisServer]:
                 _stop(process)
             # Most likely another process took the port between probe and bind.
         raise RuntimeError(f"redis-server did not start after {_PORT_ATTEMPTS} attempts")
+
+
+class PrivateRedisServer:
+    """A redis-server of one test's own, which the test may kill and restart on the same port.
+
+    ``appendonly=True`` persists every write (``appendfsync always``) in its
+    directory, so a restart finds the data again; otherwise a restart starts empty.
+    """
+
+    def __init__(self, workdir: str, *, appendonly: bool) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("no redis-server binary on PATH (install the Debian package redis-server)")
+        self._binary = binary
+        self._workdir = workdir
+        self._appendonly = appendonly
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def _command(self, port: int) -> list[str]:
+        return [
+            self._binary,
+            "--bind", self.host,
+            "--port", str(port),
+            "--save", "",
+            "--appendonly", "yes" if self._appendonly else "no",
+            "--appendfsync", "always",
+            "--daemonize", "no",
+            "--dir", self._workdir,
+            "--logfile", "",
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        """Start it: on a free port the first time, on the same port after that."""
+        assert self._process is None, "already running"
+        attempts = _PORT_ATTEMPTS if self.port == 0 else 50
+        for _ in range(attempts):
+            port = self.port or _free_port()
+            process = subprocess.Popen(
+                self._command(port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            if _wait_until_ready(process):
+                self.port, self._process = port, process
+                return
+            _stop(process)
+            # A fresh port was taken meanwhile, or the old one is not free yet.
+            time.sleep(0.1)
+        raise RuntimeError(f"redis-server did not start on port {self.port or 'any'}")
+
+    def kill(self) -> None:
+        """SIGKILL by PID: no shutdown, no final save."""
+        process, self._process = self._process, None
+        assert process is not None, "not running"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(_STOP_TIMEOUT)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            _stop(process)
+
+
+@pytest.fixture
+def private_redis_server() -> Iterator[Callable[..., PrivateRedisServer]]:
+    """``private_redis_server(appendonly=False)``: a started server this test owns."""
+    with ExitStack() as stack:
+
+        def start(*, appendonly: bool = False) -> PrivateRedisServer:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="genesis-trio-redis-"))
+            server = PrivateRedisServer(workdir, appendonly=appendonly)
+            stack.callback(server.stop)
+            server.start()
+            return server
+
+        yield start
 
 
 _shared: RedisServer | None = None

@@ -8,9 +8,11 @@ import gc
 import pytest
 import trio
 import trio.testing
+from opentelemetry.sdk.trace import TracerProvider
 
 from genesis_trio import Channel, Inbound
 from genesis_trio.testing import Destination, FakeFreeSWITCH
+from genesis_trio.tracing import CallTraces
 
 pytestmark = pytest.mark.trio
 
@@ -39,3 +41,20 @@ async def test_calls_and_connections_create_no_meters_each(
         async with Inbound(fake.host, fake.port) as client:
             await client.api("status")
     assert _live("_ProxyMeter") == meters_before
+
+
+async def test_ended_calls_leave_no_trace_parent_behind(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    # FreeSWITCH's last event of a channel, CHANNEL_STATE into CS_DESTROY, comes after
+    # CHANNEL_DESTROY; it used to bring every ended call back into the map for good.
+    fake.add_destination("user/1000", Destination(answer_after=0))
+    provider = TracerProvider()
+    async with Inbound(fake.host, fake.port, tracer_provider=provider) as client:
+        for _ in range(300):
+            await _one_call(client)
+        await trio.testing.wait_all_tasks_blocked()
+        (calls,) = (obj for obj in gc.get_objects() if isinstance(obj, CallTraces))
+        assert len(calls) == 0
+        # The read-only memory of ended calls stays at its bound.
+        assert len(calls._ended) <= 256

@@ -15,6 +15,14 @@ A holder whose heartbeat finds its lease already gone, or that could not
 reach Redis before the lease ran out, cannot know that nobody else holds the
 slot: its ``async with`` body is cancelled and :class:`QueueLeaseLost` raised.
 
+Restarts
+--------
+A Redis that restarted may have lost slots whose holders still run. The
+scripts grant nothing for a *fence* after the server started (its
+``uptime_in_seconds``): ``ceil(lease_ttl + heartbeat_interval) + 1`` seconds,
+longer than any holder from before the restart can go on believing in its
+lease, since every renewal attempt is bounded by the lease's own end.
+
 Waking up
 ---------
 A slot is granted inside a Lua script, which publishes the ticket on one
@@ -37,6 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.abc
 
 from .._util import collapse_single_exception_group
 from . import _redis_scripts as scripts
@@ -57,6 +66,8 @@ if TYPE_CHECKING:
 __all__ = ["RedisBackend"]
 
 logger = logging.getLogger("genesis_trio.queue")
+
+_RESUBSCRIBE_MIN_DELAY: Final = 0.05
 
 _GRANTED: Final = 1
 _WAITING: Final = 0
@@ -123,6 +134,10 @@ class RedisBackend(SingleUseLifetime):
         self._lease_ms = max(1, round(lease_ttl * 1000))
         self._heartbeat_interval = heartbeat_interval
         self._cleanup_timeout = cleanup_timeout
+        # Whole seconds after a Redis start with no grants: a holder from before
+        # the start has learned of its lost lease by then (its lease, its next
+        # heartbeat, a second of slack for the heartbeat's own round trip).
+        self._fence = math.ceil(lease_ttl + heartbeat_interval) + 1
         self._channel = f"{key_prefix}:granted"
         self._grant_events: dict[str, anyio.Event] = {}
         self._limits: dict[str, int] = {}
@@ -150,34 +165,65 @@ class RedisBackend(SingleUseLifetime):
         client = self._client
         with collapse_single_exception_group():
             async with client:
-                # The subscriber retries a refused connection forever (right for
-                # a Redis restart later on); an unreachable Redis at start-up
-                # must fail here instead.
+                # The subscriber retries a lost connection (right for a Redis
+                # restart later on); an unreachable Redis at start-up must fail here.
                 await client.ping()
-                async with (
-                    client.pubsub(
-                        channels=[self._channel], ignore_subscribe_messages=True
-                    ) as pubsub,
-                    anyio.create_task_group() as task_group,
-                ):
-                    task_group.start_soon(self._dispatch_grants, pubsub)
-                    self._scripts = _Scripts(
-                        join=client.register_script(scripts.JOIN),
-                        poll=client.register_script(scripts.POLL),
-                        leave=client.register_script(scripts.LEAVE),
-                        status=client.register_script(scripts.STATUS),
-                    )
-                    try:
-                        yield self
-                    finally:
-                        self._scripts = None
-                        task_group.cancel_scope.cancel()
+                self._scripts = _Scripts(
+                    join=client.register_script(scripts.JOIN),
+                    poll=client.register_script(scripts.POLL),
+                    leave=client.register_script(scripts.LEAVE),
+                    status=client.register_script(scripts.STATUS),
+                )
+                try:
+                    async with anyio.create_task_group() as task_group:
+                        await task_group.start(self._subscribe)
+                        try:
+                            yield self
+                        finally:
+                            task_group.cancel_scope.cancel()
+                finally:
+                    self._scripts = None
 
-    async def _dispatch_grants(self, pubsub: AsyncIterator[Any]) -> None:
-        async for message in pubsub:
-            granted = self._grant_events.get(as_text(message["data"]))
-            if granted is not None:
-                granted.set()
+    async def _subscribe(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Receive grant notices, reconnecting for as long as the backend runs.
+
+        The retries are ours, not coredis's: its subscriber retries inside its
+        own task, where leaving the backend could not cancel it (leaving while
+        Redis was down hung). Whatever one connection ends with is logged and
+        retried here, so nothing from it reaches the backend's caller.
+        """
+        from coredis.retry import NoRetryPolicy
+
+        delay = _RESUBSCRIBE_MIN_DELAY
+        started = False
+        while True:
+            try:
+                async with self._client.pubsub(
+                    channels=[self._channel],
+                    ignore_subscribe_messages=True,
+                    retry_policy=NoRetryPolicy(),
+                ) as pubsub:
+                    if started:
+                        # Notices published while we were away are lost: every
+                        # waiter polls now rather than at its next heartbeat.
+                        for granted in list(self._grant_events.values()):
+                            granted.set()
+                    else:
+                        started = True
+                        task_status.started()
+                    delay = _RESUBSCRIBE_MIN_DELAY
+                    async for message in pubsub:
+                        woken = self._grant_events.get(as_text(message["data"]))
+                        if woken is not None:
+                            woken.set()
+            except Exception as exc:
+                if not started:
+                    raise
+                logger.warning(
+                    "queue: wake-up subscription lost (%s); retrying in %gs", _leaf(exc), delay
+                )
+            await anyio.sleep(delay)
+            delay = min(delay * 2, self._heartbeat_interval)
 
     def _keys(self, queue_id: str) -> _Keys:
         # The braces are a Redis Cluster hash tag: one queue's keys share a node.
@@ -192,7 +238,7 @@ class RedisBackend(SingleUseLifetime):
     async def join(self, queue_id: str, ticket: str, max_concurrent: int) -> int:
         reply: object = await self._running().join(
             keys=self._keys(queue_id).as_list(),
-            args=[self._channel, ticket, max_concurrent, self._lease_ms],
+            args=[self._channel, self._fence, ticket, max_concurrent, self._lease_ms],
         )
         state, depth = (as_int(value) for value in _as_list(reply))
         if state == _BOUND_MISMATCH:
@@ -205,15 +251,30 @@ class RedisBackend(SingleUseLifetime):
     async def _poll(self, queue_id: str, ticket: str) -> int:
         reply: object = await self._running().poll(
             keys=self._keys(queue_id).as_list(),
-            args=[self._channel, ticket, self._lease_ms],
+            args=[self._channel, self._fence, ticket, self._lease_ms],
         )
         return as_int(reply)
 
     async def wait_for_turn(self, queue_id: str, ticket: str) -> None:
+        errors = connection_errors()
         granted = self._grant_events[ticket] = anyio.Event()
+        unreachable_since: float | None = None
         try:
             while True:
-                state = await self._poll(queue_id, ticket)
+                try:
+                    state = await self._poll(queue_id, ticket)
+                except errors as exc:
+                    # Ride out a short outage (a Redis restart) as a holder does,
+                    # for up to a lease; after that, a dead Redis is the caller's news.
+                    now = anyio.current_time()
+                    if unreachable_since is None:
+                        unreachable_since = now
+                    if now - unreachable_since >= self._lease_ttl:
+                        raise
+                    logger.warning("queue %r: could not poll for %s: %s", queue_id, ticket, exc)
+                    await anyio.sleep(self._heartbeat_interval)
+                    continue
+                unreachable_since = None
                 if state == _GRANTED:
                     return
                 if state == _GONE:
@@ -249,19 +310,32 @@ class RedisBackend(SingleUseLifetime):
             raise failure
 
     async def _renew_lease(self, queue_id: str, ticket: str) -> None:
+        """Renew the lease until cancelled; raise QueueLeaseLost the moment it may be gone.
+
+        The lease ends ``lease_ttl`` after the last renewal that Redis
+        confirmed, counted from when that renewal was *sent* (it cannot have
+        been applied earlier). Every wait here is bounded by that end, so a
+        holder learns of a lost lease in time whatever state Redis is in: no
+        reply, a refused connection, or a Redis restarted without its data.
+        """
         errors = connection_errors()
         lease_ends = anyio.current_time() + self._lease_ttl
         while True:
-            await anyio.sleep(self._heartbeat_interval)
+            await anyio.sleep(
+                max(0.0, min(self._heartbeat_interval, lease_ends - anyio.current_time()))
+            )
             sent = anyio.current_time()
-            try:
-                state = await self._poll(queue_id, ticket)
-            except errors as exc:
-                if anyio.current_time() >= lease_ends:
-                    raise QueueLeaseLost(queue_id, ticket) from exc
-                logger.warning(
-                    "queue %r: could not renew the lease of %s: %s", queue_id, ticket, exc
-                )
+            if sent >= lease_ends:
+                raise QueueLeaseLost(queue_id, ticket)
+            state: int | None = None
+            with anyio.move_on_after(lease_ends - sent):
+                try:
+                    state = await self._poll(queue_id, ticket)
+                except errors as exc:
+                    logger.warning(
+                        "queue %r: could not renew the lease of %s: %s", queue_id, ticket, exc
+                    )
+            if state is None:
                 continue
             if state != _GRANTED:
                 raise QueueLeaseLost(queue_id, ticket)
@@ -275,7 +349,7 @@ class RedisBackend(SingleUseLifetime):
         with anyio.move_on_after(self._cleanup_timeout) as scope:
             try:
                 await scripts_.leave(
-                    keys=self._keys(queue_id).as_list(), args=[self._channel, ticket]
+                    keys=self._keys(queue_id).as_list(), args=[self._channel, self._fence, ticket]
                 )
             except connection_errors() as exc:
                 logger.warning(
@@ -295,7 +369,7 @@ class RedisBackend(SingleUseLifetime):
 
     async def _status(self, queue_id: str) -> tuple[int, int]:
         reply: object = await self._running().status(
-            keys=self._keys(queue_id).as_list(), args=[self._channel]
+            keys=self._keys(queue_id).as_list(), args=[self._channel, self._fence]
         )
         waiting, holding = (as_int(value) for value in _as_list(reply))
         return waiting, holding
@@ -305,6 +379,13 @@ class RedisBackend(SingleUseLifetime):
 
     async def in_use(self, queue_id: str) -> int:
         return (await self._status(queue_id))[1]
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first exception inside nested groups: what to log about a lost subscription."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _as_list(reply: object) -> list[object]:

@@ -7,7 +7,9 @@ Keys of one queue (one hash tag, so a Redis Cluster keeps them on one node):
 * ``holders``  ZSET ticket -> expiry (ms, server clock) of each held slot
 * ``meta``     HASH ``limit`` (the bound) and ``seq`` (the arrival counter)
 
-ARGV[1] is always the pub/sub channel on which granted tickets are announced.
+ARGV[1] is always the pub/sub channel on which granted tickets are announced,
+ARGV[2] the *fence*: seconds after the Redis server started during which no
+slot is granted (see :mod:`._redis` on restarts).
 
 Slots are granted inside the scripts, in line order, the moment one is free:
 a released, timed-out or expired slot goes to the oldest waiter even if that
@@ -27,7 +29,18 @@ _PRELUDE: Final = (
     LUA_NOW_MS
     + """
 local waiting, leases, holders, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local channel = ARGV[1]
+local channel, fence = ARGV[1], tonumber(ARGV[2])
+
+-- A Redis that started less than `fence` seconds ago may have lost (no
+-- persistence, or not the last writes) slots whose holders still run: they
+-- learn it at their next renewal or when their own lease runs out, which is
+-- before the fence ends. Until then nothing is granted. uptime_in_seconds
+-- counts whole seconds; the fence has a second of slack for that.
+local function fenced()
+  local info = redis.call('INFO', 'server')
+  local uptime = tonumber(string.match(info, 'uptime_in_seconds:(%d+)'))
+  return uptime == nil or uptime < fence
+end
 
 -- Tickets whose owner stopped renewing (the process died or lost Redis for
 -- longer than its lease) leave the line or give their slot back.
@@ -43,6 +56,9 @@ local function reap(now)
 end
 
 local function grant(now)
+  if fenced() then
+    return
+  end
   local limit = tonumber(redis.call('HGET', meta, 'limit') or '0')
   local free = limit - redis.call('ZCARD', holders)
   if free <= 0 then
@@ -66,13 +82,13 @@ end
 """
 )
 
-#: ARGV: channel, ticket, limit, lease_ms.
+#: ARGV: channel, fence, ticket, limit, lease_ms.
 #: Returns {state, depth}: state 1 granted, 0 waiting, -1 bound mismatch (depth = the bound).
 #: Idempotent, so a join retried after a lost reply cannot queue a ticket twice.
 JOIN: Final = (
     _PRELUDE
     + """
-local ticket, limit, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local ticket, limit, lease = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
 reap(now)
 if redis.call('ZSCORE', holders, ticket) then
@@ -100,12 +116,12 @@ return {0, depth}
 """
 )
 
-#: ARGV: channel, ticket, lease_ms. Renews the ticket's lease, whether it waits or holds.
+#: ARGV: channel, fence, ticket, lease_ms. Renews the ticket's lease, whether it waits or holds.
 #: Returns 1 holding, 0 waiting, -1 gone (its lease lapsed and it was reaped).
 POLL: Final = (
     _PRELUDE
     + """
-local ticket, lease = ARGV[2], tonumber(ARGV[3])
+local ticket, lease = ARGV[3], tonumber(ARGV[4])
 local now = now_ms()
 reap(now)
 grant(now)
@@ -122,11 +138,11 @@ return -1
 """
 )
 
-#: ARGV: channel, ticket. Drops the ticket wherever it is; hands its slot on.
+#: ARGV: channel, fence, ticket. Drops the ticket wherever it is; hands its slot on.
 LEAVE: Final = (
     _PRELUDE
     + """
-local ticket = ARGV[2]
+local ticket = ARGV[3]
 redis.call('ZREM', waiting, ticket)
 redis.call('ZREM', leases, ticket)
 redis.call('ZREM', holders, ticket)
@@ -138,7 +154,7 @@ return 1
 """
 )
 
-#: ARGV: channel. Returns {waiting, holding} once lapsed leases are reaped.
+#: ARGV: channel, fence. Returns {waiting, holding} once lapsed leases are reaped.
 STATUS: Final = (
     _PRELUDE
     + """

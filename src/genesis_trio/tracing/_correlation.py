@@ -77,13 +77,21 @@ class CallTraces:
     destroyed, and the oldest entries go first past ``max_calls`` (a consumer
     that joined mid-call never sees the creates that would balance its
     destroys).
+
+    FreeSWITCH fires one event after ``CHANNEL_DESTROY`` (the ``CHANNEL_STATE``
+    into ``CS_DESTROY``). So that it neither starts a trace of its own nor
+    brings the call back for good (one entry per call, kept until
+    ``max_calls``), the parents of the last ``max_ended`` ended calls are kept
+    aside, read-only.
     """
 
-    def __init__(self, max_calls: int = 10_000) -> None:
+    def __init__(self, max_calls: int = 10_000, max_ended: int = 256) -> None:
         # call key -> (the traceparent it came from, or None for a self-rooted call; parent)
         self._parents: OrderedDict[str, tuple[str | None, Context]] = OrderedDict()
+        self._ended: OrderedDict[str, Context] = OrderedDict()
         self._legs: dict[str, int] = {}
         self._max_calls = max_calls
+        self._max_ended = max_ended
 
     def __len__(self) -> int:
         return len(self._parents)
@@ -96,6 +104,10 @@ class CallTraces:
         and from the first event that has them on, the call joins its origin.
         """
         known = self._parents.get(call_key)
+        if known is None:
+            ended = self._ended.get(call_key)
+            if ended is not None:
+                return ended
         traceparent = headers.get(_TRACEPARENT_HEADER)
         if traceparent:
             if known is not None and known[0] == traceparent:
@@ -108,7 +120,7 @@ class CallTraces:
 
     def root(self, call_key: str, span_context: SpanContext) -> None:
         """Make the span that started this call's trace the parent of its later spans."""
-        if call_key not in self._parents:
+        if call_key not in self._parents and call_key not in self._ended:
             parent = trace.set_span_in_context(trace.NonRecordingSpan(span_context))
             self._remember(call_key, parent, None)
 
@@ -124,7 +136,11 @@ class CallTraces:
             self._legs[call_key] = remaining
             return
         self._legs.pop(call_key, None)
-        self._parents.pop(call_key, None)
+        known = self._parents.pop(call_key, None)
+        if known is not None:
+            self._ended[call_key] = known[1]
+            while len(self._ended) > self._max_ended:
+                self._ended.popitem(last=False)
 
     def _remember(self, call_key: str, parent: Context, traceparent: str | None) -> None:
         self._parents[call_key] = (traceparent, parent)
