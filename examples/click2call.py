@@ -5,15 +5,17 @@ customer after 2 s and hangs up 5 s into the call):
 
     uv run python examples/click2call.py
 
-Against a real FreeSWITCH:
+Against a real FreeSWITCH (--max-talk ends the call after that many seconds, if nobody
+hangs up before):
 
     uv run python examples/click2call.py --host 127.0.0.1 --port 8021 --password ClueCon \
-        --agent user/1000 --customer user/1001
+        --agent user/1000 --customer user/1001 [--max-talk 60]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from contextlib import AsyncExitStack
 
 import trio
@@ -22,7 +24,9 @@ from genesis_trio import Channel, ChannelHangup, ChannelState, Inbound, Originat
 from genesis_trio.testing import Destination, FakeFreeSWITCH
 
 
-async def click_to_call(client: Inbound, agent: str, customer: str) -> None:
+async def click_to_call(
+    client: Inbound, agent: str, customer: str, max_talk: float | None = None
+) -> None:
     print(f"calling the agent {agent} ...")
     agent_leg = await Channel.create(
         client, agent, {"origination_caller_id_name": "Click2Call"}, timeout=30
@@ -40,9 +44,14 @@ async def click_to_call(client: Inbound, agent: str, customer: str) -> None:
             return
         bridge = await agent_leg.bridge(customer_leg)
         print(f"bridged {bridge['Bridge-A-Unique-ID']} <-> {bridge['Bridge-B-Unique-ID']}")
-        hangup = await customer_leg.wait(ChannelState.HANGUP)
-        cause = hangup.hangup_cause if hangup is not None else customer_leg.hangup_cause
-        print(f"the customer hung up ({cause})")
+        with trio.move_on_after(max_talk if max_talk is not None else math.inf) as limit:
+            hangup = await customer_leg.wait(ChannelState.HANGUP)
+            cause = hangup.hangup_cause if hangup is not None else customer_leg.hangup_cause
+            print(f"the customer hung up ({cause})")
+        if limit.cancelled_caught:
+            print(f"the call reached its limit of {max_talk:g} s")
+            with trio.CancelScope(shield=True):
+                await customer_leg.hangup()
     except ChannelHangup as gone:
         print(f"leg {gone.uuid} hung up ({gone.cause})")
     finally:
@@ -60,7 +69,7 @@ async def main(args: argparse.Namespace) -> None:
             fake.add_destination(args.customer, Destination(answer_after=2, hangup_after=5))
             host, port = fake.host, fake.port
         async with Inbound(host, port, args.password) as client:
-            await click_to_call(client, args.agent, args.customer)
+            await click_to_call(client, args.agent, args.customer, args.max_talk)
 
 
 if __name__ == "__main__":
@@ -72,4 +81,5 @@ if __name__ == "__main__":
     parser.add_argument("--password", default="ClueCon", help="ESL password (default ClueCon)")
     parser.add_argument("--agent", default="user/1000")
     parser.add_argument("--customer", default="user/1001")
+    parser.add_argument("--max-talk", type=float, help="seconds before the call is ended")
     trio.run(main, parser.parse_args())

@@ -6,10 +6,11 @@ the call, user/1003 never answers (it is hung up with LOSE_RACE once 1002 answer
 
     uv run python examples/group_call.py
 
-Against a real FreeSWITCH:
+Against a real FreeSWITCH (--max-talk ends the call after that many seconds, if nobody
+hangs up before):
 
     uv run python examples/group_call.py --host 127.0.0.1 --port 8021 --password ClueCon \
-        --caller user/1000 --group user/1001,user/1002,user/1003 --mode parallel
+        --caller user/1000 --group user/1001,user/1002,user/1003 --mode parallel [--max-talk 60]
 
 In an outbound app the caller is the session's call: ``RingGroup.ring(session, group)``
 watches ``session.channel`` by itself.
@@ -18,19 +19,23 @@ watches ``session.channel`` by itself.
 from __future__ import annotations
 
 import argparse
+import math
 from contextlib import AsyncExitStack
 
 import trio
 
-from genesis_trio import ChannelHangup, Inbound, OriginateError
-from genesis_trio._channel import Channel
-from genesis_trio._channel_state import ChannelState
+from genesis_trio import Channel, ChannelHangup, ChannelState, Inbound, OriginateError
 from genesis_trio.group import InMemoryLoadBalancer, RingGroup, RingMode
 from genesis_trio.testing import Destination, FakeFreeSWITCH
 
 
 async def group_call(
-    client: Inbound, caller_path: str, group: list[str], mode: RingMode, ring_seconds: float
+    client: Inbound,
+    caller_path: str,
+    group: list[str],
+    mode: RingMode,
+    ring_seconds: float,
+    max_talk: float | None = None,
 ) -> None:
     print(f"the caller {caller_path} is calling ...")
     try:
@@ -56,8 +61,11 @@ async def group_call(
             print(f"{agent.dial_path} answered ({agent.uuid}); bridging ...")
             await caller.bridge(agent)
             print(f"bridged {caller.uuid} <-> {agent.uuid}")
-            await agent.wait(ChannelState.HANGUP)
-            print(f"{agent.dial_path} hung up ({agent.hangup_cause})")
+            with trio.move_on_after(max_talk if max_talk is not None else math.inf) as limit:
+                await agent.wait(ChannelState.HANGUP)
+                print(f"{agent.dial_path} hung up ({agent.hangup_cause})")
+            if limit.cancelled_caught:
+                print(f"the call reached its limit of {max_talk:g} s")
         finally:
             with trio.CancelScope(shield=True):
                 await agent.hangup()
@@ -81,7 +89,9 @@ async def main(args: argparse.Namespace) -> None:
             fake.add_destination("user/1003", Destination(answer_after=None))
             host, port = fake.host, fake.port
         async with Inbound(host, port, args.password) as client:
-            await group_call(client, args.caller, group, RingMode(args.mode), args.timeout)
+            await group_call(
+                client, args.caller, group, RingMode(args.mode), args.timeout, args.max_talk
+            )
 
 
 if __name__ == "__main__":
@@ -95,4 +105,5 @@ if __name__ == "__main__":
     parser.add_argument("--group", default="user/1001,user/1002,user/1003")
     parser.add_argument("--mode", choices=[mode.value for mode in RingMode], default="parallel")
     parser.add_argument("--timeout", type=float, default=20.0)
+    parser.add_argument("--max-talk", type=float, help="seconds before the call is ended")
     trio.run(main, parser.parse_args())
