@@ -343,7 +343,8 @@ async def test_logs_at_the_level_asked_for(freeswitch: RealSwitch) -> None:
 
 
 async def test_nolog_stops_the_log_stream(freeswitch: RealSwitch) -> None:
-    before, after, marker = unique_name("before"), unique_name("after"), unique_name("event")
+    before, after = unique_name("before"), unique_name("after")
+    marker = f"genesis::{unique_name()}"
     async with freeswitch.inbound() as client:
         with trio.fail_after(DEADLINE):
             async with client.subscribe_logs(7) as logs, client.subscribe(marker) as events:
