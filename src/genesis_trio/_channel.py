@@ -534,13 +534,14 @@ class Channel:
             def complete(event: Event) -> bool:
                 return ours(event) and event.name == "CHANNEL_EXECUTE_COMPLETE"
 
-            started = False
+            # What the switch said of our application so far, kept by the reader in event order.
+            progress = _Progress()
 
             def relevant(event: Event) -> bool:
-                nonlocal started
-                if ours(event) and event.name == "CHANNEL_EXECUTE":
-                    started = True
-                return ours(event) or is_hangup(event)
+                if ours(event):
+                    progress.saw(event.name)
+                    return True
+                return is_hangup(event)
 
             # Subscribed before the command is written: the completion cannot slip past.
             subscription = self._watch(relevant)
@@ -558,9 +559,7 @@ class Channel:
                             stage=CommandStage.ACCEPTED,
                         )
                 except anyio.get_cancelled_exc_class():
-                    await self._stop_application(
-                        application, subscription, complete, lambda: started
-                    )
+                    await self._stop_application(application, event_uuid, progress)
                     raise
             finally:
                 subscription.close()
@@ -569,42 +568,87 @@ class Channel:
         return result
 
     async def _stop_application(
-        self,
-        application: str,
-        subscription: Subscription[Event],
-        complete: Callable[[Event], bool],
-        started: Callable[[], bool],
+        self, application: str, event_uuid: str, progress: _Progress
     ) -> None:
-        """Stop an application whose wait was cancelled (shielded, own deadline).
+        """Stop an application whose wait was cancelled, and nothing else.
 
-        ``uuid_break`` ends the media application running now. FreeSWITCH
-        keeps a break flag until a media loop consumes it, so breaking before
-        our application runs would stop the *next* one instead: when ours has
-        not been seen starting yet we first wait (briefly) for it to start, or
-        to finish. If it still has not started it is stuck in the channel's
-        queue, and ``uuid_break <uuid> all`` flushes that queue.
+        ``uuid_break`` is not aimed at one application: it sets the channel's
+        break flag, which stops whatever media application runs when the
+        switch reads it. FreeSWITCH clears that flag when the next
+        application starts (``switch_core_session_exec``; verified on the real
+        switch: a break that finds nothing running never cuts the next
+        prompt), so the only way to hurt another application is to break while
+        that other one runs. Hence:
+
+        - ours already completed (its CHANNEL_EXECUTE_COMPLETE was read, even
+          if its waiter never saw it) or the channel hung up: nothing is sent;
+        - ours is running (its CHANNEL_EXECUTE was read): ``uuid_break`` now,
+          shielded with ``cleanup_timeout``, so it reaches the switch before
+          any later command of the caller;
+        - ours has not started (queued behind another application): we wait
+          up to half of ``cleanup_timeout`` for it to start, then leave a
+          watcher owned by the connection that breaks it the moment it starts.
+          Never ``uuid_break all``: that would stop the application running
+          now (not ours) and flush what others queued.
         """
-        if self._status.hung_up or not self._connection.is_open:
+        if self._status.hung_up or not self._connection.is_open or progress.finished:
             return
-        with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = anyio.current_time() + self.cleanup_timeout
-            try:
-                with anyio.move_on_after(self.cleanup_timeout / 2):
-                    while not started():
-                        event = await subscription.receive()
-                        if complete(event) or is_hangup(event):
-                            return
-                flush = "" if started() else " all"
-                await self._client.api(f"uuid_break {self.uuid}{flush}", check=False)
-            except GenesisError as exc:
-                logger.debug("could not stop %s on %s: %s", application, self.uuid, exc)
-        if scope.cancelled_caught:
-            logger.warning(
-                "stopping %s on %s took longer than %s s",
-                application,
-                self.uuid,
-                self.cleanup_timeout,
-            )
+
+        def mine(event: Event) -> bool:
+            if event.application_uuid == event_uuid:
+                progress.saw(event.name)  # also once the operation's own subscription is gone
+                return True
+            return is_hangup(event)
+
+        watch = self._watch(mine)
+        handed_over = False
+        try:
+            with anyio.CancelScope(shield=True) as scope:
+                scope.deadline = anyio.current_time() + self.cleanup_timeout
+                try:
+                    with anyio.move_on_after(self.cleanup_timeout / 2):
+                        while not progress.started and not progress.finished:
+                            event = await watch.receive()
+                            if is_hangup(event):
+                                return
+                    if progress.finished:
+                        return
+                    if not progress.started:
+                        self._start_soon(
+                            f"stop {application} of {self.uuid}",
+                            self._break_when_started,
+                            watch,
+                            progress,
+                        )
+                        handed_over = True
+                        return
+                    await self._client.api(f"uuid_break {self.uuid}", check=False)
+                except GenesisError as exc:
+                    logger.debug("could not stop %s on %s: %s", application, self.uuid, exc)
+            if scope.cancelled_caught:
+                logger.warning(
+                    "stopping %s on %s took longer than %s s",
+                    application,
+                    self.uuid,
+                    self.cleanup_timeout,
+                )
+        finally:
+            if not handed_over:
+                watch.close()
+
+    async def _break_when_started(self, watch: Subscription[Event], progress: _Progress) -> None:
+        """Break a cancelled application the moment it starts (it was queued behind another)."""
+        try:
+            while not progress.started:
+                event = await watch.receive()
+                if progress.finished or is_hangup(event):
+                    return
+            if not progress.finished:
+                await self._client.api(f"uuid_break {self.uuid}", check=False)
+        except (GenesisError, anyio.ClosedResourceError) as exc:
+            logger.debug("could not stop a queued application on %s: %s", self.uuid, exc)
+        finally:
+            watch.close()
 
     @overload
     async def execute(
@@ -1066,17 +1110,20 @@ class Channel:
 
         subscription = self._connection.subscribe(uuid=self.uuid, matches=wanted, max_buffer=1000)
         self._dtmf_subscriptions.append(subscription)
-        self._start_soon(self._dtmf_worker, subscription, handler)
+        self._start_soon(f"dtmf handler of {self.uuid}", self._dtmf_worker, subscription, handler)
 
     def _start_soon(
-        self,
-        func: Callable[[Subscription[Event], DtmfHandler], Coroutine[Any, Any, None]],
-        *args: Any,
+        self, name: str, func: Callable[..., Coroutine[Any, Any, None]], *args: Any
     ) -> None:
-        # An outbound session owns its call's background work (it ends with the
-        # handler); other clients hand it to their connection's task group.
+        """Run the library's own work for this channel in a task the caller does not own.
+
+        An outbound session owns its call's background work (it ends with the
+        call); an Inbound client's connection owns it otherwise (it ends when
+        the client's block is left). Never the caller's task group: the work
+        outlives the call that started it, and must not keep it open.
+        """
         start = getattr(self._client, "start_soon", None) or self._connection.start_soon
-        start(func, *args, name=f"dtmf handler of {self.uuid}")
+        start(func, *args, name=name)
 
     async def _dtmf_worker(self, subscription: Subscription[Event], handler: DtmfHandler) -> None:
         try:
@@ -1118,3 +1165,19 @@ def _reaches_end(target: ChannelState) -> Callable[[Event], bool]:
         )
 
     return reached
+
+
+class _Progress:
+    """Where one executed application is, as the reader saw its events (in their order)."""
+
+    __slots__ = ("finished", "started")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.finished = False
+
+    def saw(self, name: str | None) -> None:
+        if name == "CHANNEL_EXECUTE":
+            self.started = True
+        elif name == "CHANNEL_EXECUTE_COMPLETE":
+            self.started = self.finished = True

@@ -274,10 +274,21 @@ class ESLClient:
                     ...
 
         ``names`` are event names or CUSTOM subclasses (none means all);
+        with ``uuid`` only that channel's events among them arrive;
         ``request=False`` only listens to what the connection already receives.
         """
         keys = list(names) or [ALL]
-        sub = self._connection.subscribe(keys, uuid=uuid, max_buffer=max_buffer, overflow=overflow)
+        matches = None
+        if uuid is not None and ALL not in keys:
+            # A channel's events are routed by its uuid: the names then narrow them down.
+            wanted = frozenset(keys)
+
+            def matches(event: Event) -> bool:
+                return event.name in wanted or event.subclass in wanted
+
+        sub = self._connection.subscribe(
+            keys, uuid=uuid, matches=matches, max_buffer=max_buffer, overflow=overflow
+        )
         try:
             if request:
                 await self._ensure_switch_events(keys)

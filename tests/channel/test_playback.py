@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from genesis_trio import ChannelHangup, ConnectionLost
+from genesis_trio import ChannelHangup, ConnectionLost, Event
 from genesis_trio.testing import FakeFreeSWITCH
 
 from ._calls import call_over
@@ -200,3 +200,73 @@ async def test_execute_when_the_connection_is_lost(
                 await call.channel.execute("sleep", "60000")
         with pytest.raises(ConnectionLost):
             await call.channel.execute("sleep", "1")
+
+
+async def test_a_cancel_landing_after_the_completion_sends_no_break(
+    fake: FakeFreeSWITCH, kind: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Issue 10, item 15: the completion was read, the waiter cancelled before it saw it.
+
+    Breaking then could only hit whatever runs next; nothing is sent, and the next prompt
+    plays in full.
+    """
+    fake.set_media_duration("first.wav", 1)
+    fake.set_media_duration("next.wav", 3)
+    async with call_over(kind, fake) as call:
+        with trio.CancelScope() as scope:
+
+            def cancel_on_completion(event: Event) -> bool:
+                # Called by the reader, before the channel's own subscription gets the event.
+                if event.get("Application-Data") == "first.wav":
+                    scope.cancel()
+                return False
+
+            tap = call.channel.client.connection.subscribe(
+                ("CHANNEL_EXECUTE_COMPLETE",), matches=cancel_on_completion
+            )
+            try:
+                await call.channel.playback("first.wav")
+            finally:
+                tap.close()
+        assert scope.cancelled_caught
+        started = trio.current_time()
+        completion = await call.channel.playback("next.wav")
+        assert trio.current_time() - started == pytest.approx(3)
+        assert call.far.breaks == []
+        assert not call.far.applications[-1].interrupted
+        assert completion["Application-Data"] == "next.wav"
+
+
+async def test_a_break_that_finds_nothing_running_never_cuts_the_next_prompt(
+    fake: FakeFreeSWITCH, kind: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """As on the real switch (tests/real/test_break.py): every application clears the flag."""
+    fake.set_media_duration("next.wav", 3)
+    async with call_over(kind, fake) as call:
+        await call.channel.client.api(f"uuid_break {call.channel.uuid}")
+        started = trio.current_time()
+        await call.channel.playback("next.wav")
+        assert trio.current_time() - started == pytest.approx(3)
+        assert not call.far.applications[-1].interrupted
+
+
+async def test_cancelled_while_queued_behind_another_breaks_only_ours(
+    fake: FakeFreeSWITCH, kind: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Never `uuid_break all`: the application running now and the next one are not ours."""
+    fake.set_media_duration("blocker.wav", 5)
+    fake.set_media_duration("queued.wav", 30)
+    fake.set_media_duration("next.wav", 2)
+    async with call_over(kind, fake) as call:
+        await call.channel.playback("blocker.wav", block=False)
+        with trio.move_on_after(0.1):
+            await call.channel.playback("queued.wav")
+        # The caller goes on at once (after at most half the cleanup deadline)...
+        completion = await call.channel.playback("next.wav")
+        blocker, queued, following = call.far.applications[-3:]
+        assert (blocker.data, blocker.interrupted) == ("blocker.wav", False)
+        # ...and ours was broken the moment it started, never before.
+        assert (queued.data, queued.interrupted) == ("queued.wav", True)
+        assert (following.data, following.interrupted) == ("next.wav", False)
+        assert completion["Application-Data"] == "next.wav"
+        assert call.far.breaks == [False]

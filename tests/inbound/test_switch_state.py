@@ -207,3 +207,17 @@ async def test_reentering_an_inbound_starts_from_a_clean_connection(
     assert "event plain CUSTOM demo::again" in again
     assert not any(command.startswith("filter") for command in again)
     assert client.filters == []
+
+
+async def test_subscribe_by_name_and_uuid_gets_only_those_events_of_that_channel(
+    fake: FakeFreeSWITCH,
+) -> None:
+    fake.add_destination("user/1000", Destination(answer_after=0))
+    async with connect(fake) as client:
+        channel = await Channel.create(client, "user/1000")
+        async with client.subscribe("CHANNEL_EXECUTE_COMPLETE", uuid=channel.uuid) as done:
+            with anyio.fail_after(10):
+                await channel.playback("ivr/welcome.wav")
+                event = await done.receive()
+        assert (event.name, event.application) == ("CHANNEL_EXECUTE_COMPLETE", "playback")
+        await channel.hangup()

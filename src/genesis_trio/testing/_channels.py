@@ -841,6 +841,9 @@ class FakeChannel:
         else:
             self.variables.pop("current_application_data", None)
         self.emit("CHANNEL_EXECUTE", after=self._application_headers(running))
+        # As switch_core_session_exec does right after CHANNEL_EXECUTE: a break
+        # that found nothing running never reaches the next application.
+        self._break_pending = False
         self._notify_apps()
         try:
             response = await app.run(self, data)
@@ -951,9 +954,11 @@ class FakeChannel:
     def request_break(self, flush: bool = False) -> None:
         """``uuid_break``: stop the media application running now.
 
-        As in FreeSWITCH the break is a flag: with nothing playing it stays
-        set and stops the next media application at once. ``flush`` (``all``)
-        also drops the queued messages.
+        As in FreeSWITCH the break is a flag: set while an application runs
+        but between its media waits, it stops that application's next one;
+        every application clears it as it starts, so a break that finds
+        nothing running is lost (it never cuts the next prompt). ``flush``
+        (``all``) also drops the queued messages.
         """
         self.breaks.append(flush)
         if flush:
