@@ -31,7 +31,7 @@ from real._fidelity_kit import (  # noqa: E402
     record,
     summary,
 )
-from real._fidelity_scenarios import SCENARIOS  # noqa: E402
+from real._fidelity_scenarios import PARSER_SCENARIOS, SCENARIOS  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -53,7 +53,7 @@ async def measure(
     results: dict[str, Comparison] = {}
     real_target = await identify("real", *address)
     for name in names:
-        scenario = SCENARIOS[name]
+        scenario = {**SCENARIOS, **PARSER_SCENARIOS}[name]
         reals: list[Transcript] = [await record(real_target, scenario) for _ in range(runs)]
         async with FakeFreeSWITCH().running() as fake:
             fake_target = await identify("fake", fake.host, fake.port, fake.password)
@@ -69,8 +69,10 @@ def main() -> None:
     parser.add_argument("scenarios", nargs="*")
     options = parser.parse_args()
     names = options.scenarios or list(SCENARIOS)
+    parsers = [] if options.scenarios else list(PARSER_SCENARIOS)
     with real_switch() as address:
         results = trio.run(measure, address, names, options.runs)
+        parser_results = trio.run(measure, address, parsers, options.runs) if parsers else {}
     total = Comparison()
     for name, comparison in results.items():
         total.merge(comparison)
@@ -81,6 +83,16 @@ def main() -> None:
                 print("   ", difference)
     print(f"fake/real agreement over {len(results)} scenarios ({options.runs} real runs each):")
     print(summary(total))
+    if parser_results:
+        parsing = Comparison()
+        for name, comparison in parser_results.items():
+            parsing.merge(comparison)
+            if options.verbose:
+                print(f"== {name} (a parser of issue 9)")
+                for difference in comparison.differences:
+                    print("   ", difference)
+        print("the fake's value parsers (issue 9), separately:")
+        print(summary(parsing))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from genesis_trio.testing import FakeFreeSWITCH
 from real_switch import RealSwitch
 
 from ._fidelity_kit import Comparison, Transcript, compare, identify, record, summary
-from ._fidelity_scenarios import SCENARIOS
+from ._fidelity_scenarios import PARSER_SCENARIOS, SCENARIOS
 
 # Differences between the fake and the real switch that are known and documented
 # (docs/testing.md, "How close the fake is"), as patterns over the difference texts.
@@ -90,3 +90,23 @@ async def test_the_agreement_figure(freeswitch: RealSwitch) -> None:
     matched = sum(score.matched for score in total.scores.values())
     points = sum(score.total for score in total.scores.values())
     assert matched / points >= 0.99, summary(total)
+
+
+@pytest.mark.trio
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 9: the fake's originate/uuid_setvar parsers keep 'a,b', a\\,b and quotes "
+    "that FreeSWITCH splits, unescapes and strips; remove this mark once they agree",
+)
+@pytest.mark.parametrize("name", list(PARSER_SCENARIOS))
+async def test_the_fake_parses_values_as_the_real_switch(freeswitch: RealSwitch, name: str) -> None:
+    scenario = PARSER_SCENARIOS[name]
+    real_target = await identify("real", freeswitch.host, freeswitch.port, freeswitch.password)
+    async with FakeFreeSWITCH().running() as fake:
+        fake_target = await identify("fake", fake.host, fake.port, fake.password)
+        fake_transcript = await record(fake_target, scenario, within=30)
+    comparison = compare([await record(real_target, scenario)], fake_transcript)
+    print(f"\n{name}\n{summary(comparison)}")
+    for difference in comparison.differences:
+        print("   ", difference)
+    assert not _unexpected(comparison.differences)

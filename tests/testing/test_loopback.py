@@ -7,6 +7,10 @@ other's answer and hangup.
 
 from __future__ import annotations
 
+import contextlib
+
+import anyio
+import anyio.abc
 import pytest
 import trio
 import trio.testing
@@ -219,3 +223,35 @@ async def test_the_library_tolerates_an_answer_before_the_create(fake: FakeFreeS
     assert names.count("freeswitch.channel.create") == 1
     assert create.context is not None
     assert {s.context.trace_id for s in ours if s.context} == {create.context.trace_id}
+
+
+async def test_a_lingering_socket_gets_the_linger_notice_before_the_goodbye(
+    fake: FakeFreeSWITCH,
+) -> None:
+    """FreeSWITCH completes a hangup long before the app's next command arrives: an
+    ``exit`` right behind the hangup still finds the linger notice queued before it."""
+    received = bytearray()
+
+    async def app(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.send(b"connect\n\n")
+            while b"Control: " not in received:
+                received.extend(await stream.receive())
+            await stream.send(
+                b"linger\n\nsendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING\n\n"
+                b"exit\n\n"
+            )
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:
+                    received.extend(await stream.receive())
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as task_group:
+        task_group.start_soon(listener.serve, app)
+        channel = await fake.call_socket(("127.0.0.1", port))
+        with trio.fail_after(10):
+            await channel.wait_ended()
+        task_group.cancel_scope.cancel()
+    text = received.decode()
+    assert text.index("Content-Disposition: linger") < text.index("Reply-Text: +OK bye")

@@ -674,6 +674,8 @@ class FakeChannel:
         self._cid_flipped = True
         self._hit_dialplan = True
         if self.loopback_leg is not None:
+            if self._caller_name:
+                self.variables["pre_transfer_caller_id_name"] = self._caller_name
             self.variables["pre_transfer_caller_id_number"] = self._caller_number
         self.variables["channel_cid_flipped"] = "yes"
         self.emit("CALL_UPDATE", before=[("Direction", "RECV")])

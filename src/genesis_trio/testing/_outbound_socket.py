@@ -55,6 +55,7 @@ class OutboundSocket(Connection):
         self.linger: int | None = None  # None: no linger; -1: until exit; else seconds
         self.diverting = False
         self.exited = False
+        self._linger_noticed = False
 
     async def run(self) -> None:
         try:
@@ -76,10 +77,16 @@ class OutboundSocket(Connection):
             return
         await channel.reported.wait()
         linger = self.linger
-        self.offer_frame(linger_notice(channel.uuid, channel.name, linger))
+        self._queue_linger_notice()
         if linger >= 0:
             await anyio.sleep(linger)
             self.offer_frame(session_disconnect_notice(channel.uuid), close_after=True)
+
+    def _queue_linger_notice(self) -> None:
+        if self.linger is not None and not self._linger_noticed:
+            self._linger_noticed = True
+            channel = self.channel
+            self.offer_frame(linger_notice(channel.uuid, channel.name, self.linger))
 
     async def _handle(self, command: Command) -> bool:
         verb, _, rest = command.line.partition(" ")
@@ -88,10 +95,17 @@ class OutboundSocket(Connection):
         channel = self.channel
         if verb == "exit":
             self.exited = True
-            await self._stream.send(
-                command_reply("+OK bye") + session_disconnect_notice(channel.uuid)
+            if self.linger is not None and channel.hung_up.is_set():
+                # A switch finishes a hangup (HANGUP_COMPLETE, the linger notice) long
+                # before a client's ``exit`` can arrive: what it queued goes out first.
+                await channel.reported.wait()
+                self._queue_linger_notice()
+            # Behind what is queued (the writer may hold some already), then the close.
+            self.offer_frame(
+                command_reply("+OK bye") + session_disconnect_notice(channel.uuid),
+                close_after=True,
             )
-            return False
+            return True
         if verb == "connect":
             data = [
                 *self._host.factory.standard_headers("CHANNEL_DATA", SITES["CHANNEL_DATA"]),
