@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from genesis_trio import Inbound, tracing
+from genesis_trio import Consumer, Inbound, tracing
 from real_switch import RealSwitch, unique_name
 
 from ._calls import next_matching, parked_call
@@ -279,3 +279,75 @@ async def test_custom_subclass_spans_from_real_modules(
     hold = next(a for a in valet if a["valet.action"] == "hold")
     assert hold["valet.lot"] == "lot1"
     assert hold["valet.extension"] == held["Valet-Extension"]
+
+
+async def test_early_media_bridge_and_call_update_spans(
+    freeswitch: RealSwitch, telemetry: Telemetry
+) -> None:
+    """9003 plays early media before it answers; ``uuid_bridge`` joins two parked calls."""
+    async with telemetry.inbound(freeswitch) as client:
+        with trio.fail_after(DEADLINE):
+            async with client.subscribe("ALL") as events:
+                async with parked_call(client, "9003") as early, parked_call(client) as other:
+                    await client.api(f"uuid_bridge {early} {other}")
+                    async for event in events:
+                        if event.name == "CHANNEL_BRIDGE" and event.unique_id in (early, other):
+                            break
+                destroyed: set[str | None] = set()
+                async for event in events:
+                    if event.name == "CHANNEL_DESTROY":
+                        destroyed.add(event.unique_id)
+                        if {early, other} <= destroyed:
+                            break
+
+    progress = telemetry.of_channel(early, "freeswitch.channel.progress_media")
+    assert progress, [s.name for s in telemetry.of_channel(early)]
+    assert attributes(progress[0])["answer.state"] == "early"
+
+    bridges = telemetry.spans("freeswitch.channel.bridge")
+    legs = {
+        (attributes(s).get("bridge.a_uuid"), attributes(s).get("bridge.b_uuid")) for s in bridges
+    }
+    assert (early, other) in legs, legs
+    (established,) = [s for s in bridges if attributes(s).get("bridge.a_uuid") == early]
+    assert event_names(established) == ["bridge.established"]
+    assert attributes(established)["other_leg.uuid"] == other
+
+    unbridges = [
+        s
+        for s in telemetry.spans("freeswitch.channel.unbridge")
+        if attributes(s).get("bridge.a_uuid") == early
+    ]
+    assert unbridges
+    assert event_names(unbridges[0]) == ["bridge.torn_down"]
+
+    # Each a-leg's caller ID flips as it starts its &park (uuid_bridge of two parked legs
+    # sends no further CALL_UPDATE, and none with Bridged-To).
+    for uuid in (early, other):
+        updates = telemetry.of_channel(uuid, "freeswitch.call.update")
+        assert updates, uuid
+        assert all(event_names(s) == ["caller_id.mutated"] for s in updates)
+        assert attributes(updates[0])["caller.caller_id_name"] == "Outbound Call"
+
+
+async def test_consumer_start_and_stop_spans(freeswitch: RealSwitch, telemetry: Telemetry) -> None:
+    app = Consumer(
+        freeswitch.host,
+        freeswitch.port,
+        freeswitch.password,
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+    )
+    app.handle(f"genesis::{unique_name()}")(lambda event: None)
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(app.serve)
+            nursery.cancel_scope.cancel()
+    (start,) = telemetry.spans("consumer.start")
+    (stop,) = telemetry.spans("consumer.stop")
+    for span in (start, stop):
+        assert attributes(span)["consumer.host"] == freeswitch.host
+        assert attributes(span)["consumer.port"] == freeswitch.port
+    # Connecting and subscribing happened inside consumer.start.
+    commands = {attributes(s).get("command.name") for s in telemetry.spans("send_command")}
+    assert {"auth", "event"} <= commands
