@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -18,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from genesis_trio import Consumer, Inbound, tracing
+from genesis_trio import Consumer, Event, Inbound, Subscription, tracing
 from real_switch import RealSwitch, unique_name
 
 from ._calls import next_matching, parked_call
@@ -167,6 +168,63 @@ async def test_loopback_call_spans_and_the_missing_call_id_metric(
         assert missing.get(name, 0) >= 2, (name, missing)
 
 
+SIPP_ATTEMPTS = 3
+
+
+async def _sipp_call(
+    sip_port: int, events: Subscription[Event], cwd: Path
+) -> tuple[str, Event] | str:
+    """One SIPp call to 9002 (answer, park; SIPp hangs up after a second), followed on
+    ``events`` until the switch destroys its channel. Returns the Call-ID SIPp used and the
+    channel's CHANNEL_CREATE, or why SIPp failed before the switch saw its call."""
+    call_id_prefix = unique_name("genesis-sipp-")
+    call_id = f"{call_id_prefix}-1"  # SIPp's -cid_str: %u is the call number
+    command = [
+        "sipp", "-sn", "uac", "-s", "9002", f"127.0.0.1:{sip_port}",
+        "-m", "1", "-d", "1000", "-nostdin", "-timeout", "20s",
+        "-i", "127.0.0.1", "-bind_local",
+        "-p", str(_free_udp_port()), "-mp", str(_free_udp_port()),
+        "-cid_str", f"{call_id_prefix}-%u",
+    ]  # fmt: skip
+    sipp = await trio.lowlevel.open_process(
+        command, cwd=str(cwd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    created: Event | None = None
+    try:
+        with trio.fail_after(DEADLINE):
+            async with trio.open_nursery() as race:
+
+                async def sipp_exits() -> None:
+                    await sipp.wait()
+                    race.cancel_scope.cancel()
+
+                async def switch_sees_the_call() -> None:
+                    nonlocal created
+                    async for event in events:
+                        if event.name == "CHANNEL_CREATE" and (
+                            event.variable("sip_call_id") == call_id
+                        ):
+                            created = event
+                            race.cancel_scope.cancel()
+                            return
+
+                race.start_soon(sipp_exits)
+                race.start_soon(switch_sees_the_call)
+            if created is None:
+                assert sipp.stderr is not None
+                error = await sipp.stderr.receive_some()
+                return f"exit {sipp.returncode}: {error.decode(errors='replace')[-500:]}"
+            assert created.unique_id is not None
+            await next_matching(events, "CHANNEL_DESTROY", created.unique_id)
+            # SIPp says whether its call went through (BYE answered) by its exit code.
+            assert await sipp.wait() == 0
+    finally:
+        sipp.kill()  # ours, by its PID; a no-op once it has exited
+        with trio.CancelScope(shield=True):
+            await sipp.wait()
+    return call_id, created
+
+
 def _free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -175,45 +233,25 @@ def _free_udp_port() -> int:
 
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (package sip-tester) is missing")
 async def test_sip_call_id_from_a_real_sip_call(
-    freeswitch: RealSwitch, telemetry: Telemetry, tmp_path: object
+    freeswitch: RealSwitch, telemetry: Telemetry, tmp_path: Path
 ) -> None:
     if freeswitch.sip_port is None:
         pytest.skip("a user's own switch: its SIP port is not known")
-    call_id_prefix = unique_name("genesis-sipp-")
-    call_id = f"{call_id_prefix}-1"  # SIPp's -cid_str: %u is the call number
-    command = [
-        "sipp", "-sn", "uac", "-s", "9002", f"127.0.0.1:{freeswitch.sip_port}",
-        "-m", "1", "-d", "1000", "-nostdin", "-timeout", "20s",
-        "-i", "127.0.0.1", "-bind_local",
-        "-p", str(_free_udp_port()), "-mp", str(_free_udp_port()),
-        "-cid_str", f"{call_id_prefix}-%u",
-    ]  # fmt: skip
     async with telemetry.inbound(freeswitch) as client:
         await client.events("ALL")
         async with client.subscribe("CHANNEL_CREATE", "CHANNEL_DESTROY", request=False) as events:
-            sipp = await trio.lowlevel.open_process(
-                command,
-                cwd=str(tmp_path),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            try:
-                with trio.fail_after(DEADLINE):
-                    async for created in events:
-                        if created.name == "CHANNEL_CREATE" and created.variable("sip_call_id") == (
-                            call_id
-                        ):
-                            break
-                    uuid = created.unique_id
-                    assert uuid is not None
-                    await next_matching(events, "CHANNEL_DESTROY", uuid)
-                    # SIPp says whether its call went through (BYE answered) by its exit code.
-                    assert await sipp.wait() == 0
-            finally:
-                sipp.kill()  # ours, by its PID; a no-op once it has exited
-                with trio.CancelScope(shield=True):
-                    await sipp.wait()
-
+            failures: list[str] = []
+            for _ in range(SIPP_ATTEMPTS):
+                placed = await _sipp_call(freeswitch.sip_port, events, tmp_path)
+                if isinstance(placed, str):
+                    failures.append(placed)  # most likely a port taken after the probe
+                    continue
+                call_id, created = placed
+                break
+            else:
+                raise AssertionError(f"SIPp never placed its call: {failures}")
+    uuid = created.unique_id
+    assert uuid is not None
     assert created["Channel-Name"].startswith("sofia/external/")
     spans = telemetry.of_channel(uuid)
     names = {span.name for span in spans}
