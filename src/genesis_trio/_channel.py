@@ -35,11 +35,13 @@ from ._exceptions import (
     GenesisError,
     LocalProtocolError,
     OriginateError,
+    RemoteProtocolError,
 )
 from ._outcome import Outcome, OutcomeScope
 from ._subscription import Subscription
 from ._util import logger
 from .protocol import CommandReply, Event, decode_event
+from .protocol import _encoding as encoding
 
 if TYPE_CHECKING:
     from ._client import ESLClient
@@ -72,7 +74,6 @@ CHANNEL_EVENTS = (
 _UUID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:@-]{0,127}")
 _WORD = re.compile(r"[^\s]+")
 _CAUSE = re.compile(r"[A-Z][A-Z0-9_]*")
-_VARIABLE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _DTMF_DIGITS = re.compile(r"[0-9A-Da-d*#wW]+")
 _DTMF_DIGIT = re.compile(r"[0-9A-Da-d*#]")
 _MISSING = ("No such channel", "No Such Channel", "invalid session id", "Cannot locate session")
@@ -84,6 +85,7 @@ class _ExecuteOptions(TypedDict, total=False):
     event_lock: bool
     asynchronous: bool
     loops: int | None
+    expand: bool
 
 
 def _checked_uuid(value: str) -> str:
@@ -100,23 +102,6 @@ def _checked_word(value: str, what: str) -> str:
 
 def _is_missing(reply: str) -> bool:
     return any(marker in reply for marker in _MISSING)
-
-
-def _originate_value(value: str) -> str:
-    if "'" in value or "\n" in value or "\r" in value:
-        raise LocalProtocolError(f"originate variable value {value!r} cannot be quoted safely")
-    if any(c in value for c in " ,{}") or value == "":
-        return f"'{value}'"
-    return value
-
-
-def _originate_variables(variables: Mapping[str, object]) -> str:
-    parts = []
-    for name, value in variables.items():
-        if _VARIABLE.fullmatch(name) is None:
-            raise LocalProtocolError(f"invalid originate variable name {name!r}")
-        parts.append(f"{name}={_originate_value(str(value))}")
-    return "{" + ",".join(parts) + "}"
 
 
 def _milliseconds(seconds: float) -> str:
@@ -204,8 +189,8 @@ class Channel:
                 "a myevents session only receives its own channel's events (no BACKGROUND_JOB, "
                 "nothing of a new leg): originate over an Inbound connection"
             )
-        _checked_word(dial_path, "dial_path")
-        _originate_variables(variables or {})  # refuse bad ones before anything is sent
+        # Refuse what FreeSWITCH would rewrite before anything is sent (docs/security.md).
+        encoding.originate_argument(variables or {}, dial_path)
         channel = cls(client, str(uuid_module.uuid4()), dial_path=dial_path)
         span = tracing.channel_create(
             dial_path,
@@ -224,7 +209,8 @@ class Channel:
     async def _originate(self, variables: dict[str, object], trace: Mapping[str, str]) -> None:
         await self._ensure_events()
         merged: dict[str, object] = {**trace, **variables, "origination_uuid": self.uuid}
-        command = f"originate {_originate_variables(merged)}{self.dial_path} &park()"
+        assert self.dial_path is not None
+        command = f"originate {encoding.originate_argument(merged, self.dial_path)} &park()"
         try:
             job = await self._client.bgapi_event(command)
         except anyio.get_cancelled_exc_class():
@@ -234,6 +220,26 @@ class Channel:
         if not body.startswith("+OK"):
             cause = body.removeprefix("-ERR").strip().split()[0] if body else "UNKNOWN"
             raise OriginateError(f"originate {self.dial_path}", body, cause or "UNKNOWN")
+        created = body.removeprefix("+OK").strip()
+        if created != self.uuid:
+            await self._hang_up_stranger(created)
+            raise RemoteProtocolError(
+                f"originate {self.dial_path} created channel {created!r}, not the "
+                f"origination_uuid {self.uuid} it asked for; that leg was hung up"
+            )
+
+    async def _hang_up_stranger(self, created: str) -> None:
+        # A leg we did not ask for (our origination_uuid was lost on the way):
+        # hang it up, and ours too should it exist after all.
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + self.cleanup_timeout
+            for uuid in (created, self.uuid):
+                if not uuid or uuid.split() != [uuid]:
+                    continue
+                try:
+                    await self._client.api(f"uuid_kill {uuid} ORIGINATOR_CANCEL", check=False)
+                except GenesisError as exc:
+                    logger.warning("could not hang up unexpected leg %s: %s", uuid, exc)
 
     async def _abandon_originate(self) -> None:
         # The leg may not exist yet when we are cancelled: kill it as soon as it does.
@@ -460,12 +466,13 @@ class Channel:
         event_lock: bool = False,
         asynchronous: bool = False,
         loops: int | None = None,
-    ) -> tuple[str, list[tuple[str, str]]]:
-        """The execute's Event-UUID (a new one unless given) and its sendmsg headers."""
+        expand: bool = False,
+    ) -> tuple[str, list[tuple[str, str]], str | None]:
+        """The execute's Event-UUID (a new one unless given), its sendmsg headers and body."""
         event_uuid = event_uuid or str(uuid_module.uuid4())
-        headers = [("call-command", "execute"), ("execute-app-name", application)]
-        if arg:
-            headers.append(("execute-app-arg", arg))
+        _checked_word(application, "application")
+        arg_headers, body = encoding.app_arg_headers(arg, expand=expand)
+        headers = [("call-command", "execute"), ("execute-app-name", application), *arg_headers]
         if loops is not None:
             headers.append(("loops", str(int(loops))))
         if event_lock:
@@ -473,12 +480,14 @@ class Channel:
         if asynchronous:
             headers.append(("async", "true"))
         headers.append(("Event-UUID", event_uuid))
-        return event_uuid, headers
+        return event_uuid, headers, body
 
-    async def _sendmsg(self, headers: list[tuple[str, str]]) -> CommandReply:
+    async def _sendmsg(
+        self, headers: list[tuple[str, str]], body: str | None = None
+    ) -> CommandReply:
         target = None if self._session_channel else self.uuid
         try:
-            return await self._client.sendmsg(headers, uuid=target)
+            return await self._client.sendmsg(headers, uuid=target, body=body)
         except CommandError as exc:
             if _is_missing(exc.reply):
                 self._check_alive()
@@ -495,7 +504,7 @@ class Channel:
         event_uuid: str | None = None,
         **options: Unpack[_ExecuteOptions],
     ) -> str:
-        event_uuid, headers = self._execute_headers(application, arg, event_uuid, **options)
+        event_uuid, headers, body = self._execute_headers(application, arg, event_uuid, **options)
         with tracing.session_sendmsg(
             self.uuid,
             application=application,
@@ -504,7 +513,7 @@ class Channel:
             connection=self._connection,
         ):
             self._check_alive()
-            await self._sendmsg(headers)
+            await self._sendmsg(headers, body)
         return event_uuid
 
     async def _run_application(
@@ -515,7 +524,7 @@ class Channel:
         **options: Unpack[_ExecuteOptions],
     ) -> Event:
         """Execute and wait for the CHANNEL_EXECUTE_COMPLETE carrying our Event-UUID."""
-        event_uuid, headers = self._execute_headers(application, arg, event_uuid, **options)
+        event_uuid, headers, body = self._execute_headers(application, arg, event_uuid, **options)
         hangup_is_result = application == "hangup"
         with tracing.session_sendmsg(
             self.uuid,
@@ -547,7 +556,7 @@ class Channel:
             subscription = self._watch(relevant)
             try:
                 try:
-                    await self._sendmsg(headers)
+                    await self._sendmsg(headers, body)
                     with tracing.session_await_complete(
                         self.uuid, event_uuid, connection=self._connection
                     ):
@@ -662,6 +671,7 @@ class Channel:
         asynchronous: bool = False,
         loops: int | None = None,
         event_uuid: str | None = None,
+        expand: bool = False,
     ) -> Event: ...
     @overload
     async def execute(
@@ -675,6 +685,7 @@ class Channel:
         asynchronous: bool = False,
         loops: int | None = None,
         event_uuid: str | None = None,
+        expand: bool = False,
     ) -> str: ...
     async def execute(
         self,
@@ -687,6 +698,7 @@ class Channel:
         asynchronous: bool = False,
         loops: int | None = None,
         event_uuid: str | None = None,
+        expand: bool = False,
     ) -> Event | str:
         """Run a dialplan application on the channel (``sendmsg`` ``call-command: execute``).
 
@@ -699,11 +711,17 @@ class Channel:
         ``block=False`` it returns the Event-UUID once FreeSWITCH accepted the
         command. ``event_lock`` / ``asynchronous`` / ``loops`` add the
         ``event-lock``, ``async`` and ``loops`` headers.
+
+        FreeSWITCH expands ``${...}`` in application arguments and rewrites
+        ``\\\\``, ``\\'`` and ``\\$``: such arguments raise
+        :class:`LocalProtocolError` unless ``expand=True`` says you want that
+        expansion (never with text from outside). See ``docs/security.md``.
         """
         options: _ExecuteOptions = {
             "event_lock": event_lock,
             "asynchronous": asynchronous,
             "loops": loops,
+            "expand": expand,
         }
         with self._operation(None, f"execute {application}", timeout):
             if not block:
@@ -869,12 +887,15 @@ class Channel:
         timeout: float | None = None,
     ) -> Event:
         """Say a number, date, ... with the ``say`` application and its sound files."""
-        for value, what in ((module, "module"), (kind, "kind"), (method, "method")):
-            _checked_word(value, what)
-        words = [module, kind, method]
+        # say splits its argument on spaces (switch_separate_string): each word
+        # is encoded for that, the text included (docs/security.md).
+        words = [
+            encoding.app_word(value, what)
+            for value, what in ((module, "module"), (kind, "kind"), (method, "method"))
+        ]
         if gender is not None:
-            words.append(_checked_word(gender, "gender"))
-        words.append(text)
+            words.append(encoding.app_word(gender, "gender"))
+        words.append(encoding.app_word(text, "say text"))
         span = tracing.channel_say(
             self.uuid, module=module, kind=kind, method=method, connection=self._connection
         )
@@ -904,26 +925,18 @@ class Channel:
         """
         if not 0 <= min_digits <= max_digits or tries < 1:
             raise ValueError("need 0 <= min_digits <= max_digits and tries >= 1")
-        for value, what in (
-            (file, "file"),
-            (invalid_file, "invalid_file"),
-            (regexp, "regexp"),
-            (terminators or "none", "terminators"),
-        ):
-            _checked_word(value, what)
-        if _VARIABLE.fullmatch(variable) is None:
-            raise LocalProtocolError(f"invalid variable name {variable!r}")
+        encoding.variable_name(variable)
         arguments = " ".join(
             [
                 str(min_digits),
                 str(max_digits),
                 str(tries),
                 _milliseconds(input_timeout),
-                terminators or "none",
-                file,
-                invalid_file,
+                encoding.app_word(terminators or "none", "terminators"),
+                encoding.app_word(file, "file"),
+                encoding.app_word(invalid_file, "invalid_file"),
                 variable,
-                regexp,
+                encoding.app_word(regexp, "regexp"),
                 _milliseconds(input_timeout if digit_timeout is None else digit_timeout),
             ]
         )
@@ -975,7 +988,7 @@ class Channel:
         below ``silence_threshold``, on a terminator digit, or when stopped;
         cancelling it stops the recording (``uuid_break``).
         """
-        words = [_checked_word(path, "path")]
+        words = [encoding.app_word(path, "path")]
         if time_limit is not None or silence_threshold is not None:
             words.append(str(int(time_limit or 0)))
         if silence_threshold is not None:
@@ -995,18 +1008,27 @@ class Channel:
         await self._api_on_channel(f"uuid_send_dtmf {self.uuid} {digits}{suffix}")
 
     async def set_variable(self, name: str, value: str | None) -> None:
-        """Set (or with None, unset) a channel variable (``uuid_setvar``)."""
-        if _VARIABLE.fullmatch(name) is None:
-            raise LocalProtocolError(f"invalid variable name {name!r}")
+        """Set (or with None, unset) a channel variable (``uuid_setvar``).
+
+        The value is stored exactly (quotes, backslashes, spaces at both ends,
+        line breaks included); ``""``, a value starting with ``ARRAY::`` and NUL
+        bytes raise :class:`LocalProtocolError` (see ``docs/security.md``).
+        """
+        encoding.variable_name(name)
         command = f"uuid_setvar {self.uuid} {name}"
-        await self._api_on_channel(command if value is None else f"{command} {value}")
+        if value is not None:
+            command = f"{command} {encoding.setvar_value(value)}"
+        await self._api_on_channel(command)
 
     async def get_variable(self, name: str) -> str | None:
-        """A channel variable's current value (``uuid_getvar``); None when unset."""
-        if _VARIABLE.fullmatch(name) is None:
-            raise LocalProtocolError(f"invalid variable name {name!r}")
-        body = await self._api_on_channel(f"uuid_getvar {self.uuid} {name}")
-        value = body.removesuffix("\n")
+        """A channel variable's current value (``uuid_getvar``); None when unset.
+
+        (FreeSWITCH answers ``_undef_`` for an unset variable, so a variable
+        holding that very text also reads as None.)
+        """
+        encoding.variable_name(name)
+        # uuid_getvar writes the value with no newline of its own: keep it whole.
+        value = await self._api_on_channel(f"uuid_getvar {self.uuid} {name}")
         return None if value == "_undef_" else value
 
     async def _api_on_channel(self, command: str) -> str:

@@ -213,6 +213,7 @@ class Session(ESLClient):
         asynchronous: bool = False,
         loops: int | None = None,
         event_uuid: str | None = None,
+        expand: bool = False,
     ) -> Event: ...
     @overload
     async def execute(
@@ -226,6 +227,7 @@ class Session(ESLClient):
         asynchronous: bool = False,
         loops: int | None = None,
         event_uuid: str | None = None,
+        expand: bool = False,
     ) -> str: ...
     async def execute(
         self,
@@ -238,6 +240,7 @@ class Session(ESLClient):
         asynchronous: bool = False,
         loops: int | None = None,
         event_uuid: str | None = None,
+        expand: bool = False,
     ) -> Event | str:
         """Run a dialplan application on this call; see :meth:`Channel.execute`."""
         if block:
@@ -249,6 +252,7 @@ class Session(ESLClient):
                 asynchronous=asynchronous,
                 loops=loops,
                 event_uuid=event_uuid,
+                expand=expand,
             )
         return await self.channel.execute(
             application,
@@ -259,6 +263,7 @@ class Session(ESLClient):
             asynchronous=asynchronous,
             loops=loops,
             event_uuid=event_uuid,
+            expand=expand,
         )
 
     async def hangup(

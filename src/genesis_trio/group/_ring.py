@@ -17,6 +17,7 @@ from .._channel import Channel
 from .._channel_state import ChannelState
 from .._exceptions import ChannelHangup
 from .._session import Session
+from ..protocol import _encoding as encoding
 from ._balancers import LoadBalancerBackend
 from ._race import ORIGINATOR_CANCEL, Race, RingState, hang_up_quietly
 
@@ -88,6 +89,8 @@ class RingGroup:
         """
         mode = RingMode(mode)
         order = _checked_destinations(destinations)
+        # Refuse variables FreeSWITCH would rewrite before any leg is dialled.
+        encoding.originate_variables(variables or {})
         if not (timeout > 0 and math.isfinite(timeout)):
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         if not (cleanup_timeout > 0 and math.isfinite(cleanup_timeout)):
@@ -140,12 +143,10 @@ def _checked_destinations(destinations: Sequence[str]) -> list[str]:
     if not order:
         raise ValueError("a ring group needs at least one destination")
     for destination in order:
-        if (
-            not isinstance(destination, str)
-            or not destination
-            or destination.split() != [destination]
-        ):
-            raise ValueError(f"a destination is one dial path without spaces: {destination!r}")
+        if not isinstance(destination, str):
+            raise ValueError(f"a destination is one dial path: {destination!r}")
+        # One leg per destination: no separators, no variable blocks (docs/security.md).
+        encoding.dial_path(destination)
     return order
 
 

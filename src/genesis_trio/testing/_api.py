@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ..protocol import encode_event_body
+from ..protocol._fsparse import separate_string
 from ._causes import parse_cause
 from ._event_factory import new_uuid
 from ._originate_parser import OriginateSyntaxError, parse_originate
@@ -183,7 +184,7 @@ async def _uuid_exists(fake: FakeFreeSWITCH, argument: str) -> str:
 
 
 async def _uuid_getvar(fake: FakeFreeSWITCH, argument: str) -> str:
-    words = argument.split()
+    words = separate_string(argument, " ", 2)
     if len(words) < 2:
         return "-USAGE: <uuid> <var>\n"
     channel = fake.channels.get(words[0])
@@ -193,7 +194,9 @@ async def _uuid_getvar(fake: FakeFreeSWITCH, argument: str) -> str:
 
 
 async def _uuid_setvar(fake: FakeFreeSWITCH, argument: str) -> str:
-    words = argument.strip().split(" ", 2)
+    # mod_commands: at most three space-separated, unquoted and unescaped words;
+    # the value is the rest of the line. An empty value unsets.
+    words = separate_string(argument, " ", 3)
     if len(words) not in (2, 3) or not words[0]:
         return "-USAGE: <uuid> <var> [value]\n"
     channel = fake.channels.get(words[0])
@@ -201,7 +204,7 @@ async def _uuid_setvar(fake: FakeFreeSWITCH, argument: str) -> str:
         return NO_SUCH_CHANNEL
     if not words[1]:
         return "-ERR No variable specified\n"
-    if len(words) == 3:
+    if len(words) == 3 and words[2]:
         channel.variables[words[1]] = words[2]
     else:
         channel.variables.pop(words[1], None)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from ..protocol._fsparse import separate_string
 from ._errors import MediaBroken
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def _file_type(path: str) -> str:
 
 
 async def _playback(channel: FakeChannel, data: str) -> str:
-    path = data.strip()
+    path = data  # playback takes its argument whole
     headers = [("Playback-File-Type", _file_type(path)), ("Playback-File-Path", path)]
     channel.emit("PLAYBACK_START", after=headers)
     started = anyio.current_time()
@@ -107,6 +108,10 @@ async def _playback(channel: FakeChannel, data: str) -> str:
 
 
 async def _say(channel: FakeChannel, data: str) -> str:
+    # mod_dptools: "module type method [gender] text", split on spaces (at most 5).
+    words = separate_string(data, " ", 5)
+    if len(words) in (4, 5):
+        channel.said.append(words[-1])
     await channel.play_media(channel.host.media_duration(f"say:{data.strip()}"))
     return "_none_"
 
@@ -117,7 +122,7 @@ async def _send_dtmf(channel: FakeChannel, data: str) -> str:
 
 
 async def _record(channel: FakeChannel, data: str) -> str:
-    words = data.split()
+    words = separate_string(data, " ", 4)
     path = words[0] if words else ""
     limit = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
     channel.emit("RECORD_START", after=[("Record-File-Path", path)])
@@ -133,7 +138,7 @@ async def _record(channel: FakeChannel, data: str) -> str:
 
 async def _play_and_get_digits(channel: FakeChannel, data: str) -> str:
     """``min max tries timeout terminators file invalid_file var regexp [digit_timeout]``."""
-    words = data.split()
+    words = separate_string(data, " ", 11)
     if len(words) < 6:
         return "_none_"
     minimum, maximum, tries = (int(word) for word in words[:3])

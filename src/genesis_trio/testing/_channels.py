@@ -26,6 +26,7 @@ from typing import Protocol
 import anyio
 
 from ..protocol import Event
+from ..protocol._fsparse import OriginateLegs
 from ._apps import APPLICATIONS
 from ._causes import cause_code, parse_cause
 from ._destinations import Destination
@@ -103,6 +104,8 @@ class OriginateRequest:
     timeout: float = 60.0
     caller_id_name: str | None = None
     caller_id_number: str | None = None
+    #: How the whole dial string parsed (every leg, for multi-leg dial strings).
+    dial_string: OriginateLegs | None = None
 
 
 @dataclass(slots=True)
@@ -188,6 +191,8 @@ class FakeChannel:
         self.applications: list[ApplicationRun] = []
         self.breaks: list[bool] = []
         self.dtmf_sent: list[str] = []
+        #: The text of every ``say`` the channel ran, as the application read it.
+        self.said: list[str] = []
         self._queue: deque[_QueuedExecute] = deque()
         self._queue_changed = anyio.Event()
         self._park_scope: anyio.CancelScope | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..protocol._fsparse import ENTERPRISE_DELIMITER, parse_dial_string, separate_string
 from ._channels import OriginateRequest
 
 __all__ = ["ORIGINATE_USAGE", "OriginateSyntaxError", "parse_originate"]
@@ -11,48 +12,55 @@ ORIGINATE_USAGE = (
     "[<cid_name>] [<cid_num>] [<timeout_sec>]"
 )
 
-_BLOCKS = {"{": "}", "[": "]", "<": ">"}
-
 
 class OriginateSyntaxError(ValueError):
-    """The arguments do not fit the originate syntax; the str is the -USAGE reply."""
+    """The arguments do not fit the originate syntax; the str is the reply (-USAGE / -ERR)."""
 
 
 def parse_originate(argument: str) -> OriginateRequest:
-    text = argument.strip()
-    if not text:
+    """The request FreeSWITCH would read from ``originate``'s arguments.
+
+    Arguments are split and unescaped as mod_commands does, the dial string's
+    ``<>`` / ``{}`` blocks and legs as switch_ivr_originate does (the model in
+    ``genesis_trio.protocol._fsparse``). The fake dials one leg: the first of
+    a multi-leg dial string (``a,b``, ``a|b``, ``a:_:b``), whose parse is
+    kept in ``OriginateRequest.dial_string`` for tests to inspect.
+    """
+    if not argument.strip():
+        # No argument at all: the API framework's own usage line (no colon).
         raise OriginateSyntaxError(f"-USAGE {ORIGINATE_USAGE}\n")
-    variables: dict[str, str] = {}
-    # Leading {a=b,c=d} (and [..] / <..>) blocks set channel variables.
-    while text and text[0] in _BLOCKS:
-        close = text.find(_BLOCKS[text[0]])
-        if close < 0:
-            raise OriginateSyntaxError(f"-USAGE: {ORIGINATE_USAGE}\n")
-        variables.update(_parse_variables(text[1:close]))
-        text = text[close + 1 :]
-    words = [None if word.lower() == "undef" else word for word in text.split()]
+    words: list[str | None] = [
+        None if word.lower() == "undef" else word for word in separate_string(argument, " ", 10)
+    ]
     if len(words) < 2 or len(words) > 7:
         raise OriginateSyntaxError(f"-USAGE: {ORIGINATE_USAGE}\n")
-    dial_path, target, *optional = words
-    if dial_path is None or target is None:
+    aleg, target, *optional = words
+    if target is None:
         raise OriginateSyntaxError(f"-USAGE: {ORIGINATE_USAGE}\n")
+    if aleg is None:
+        raise OriginateSyntaxError("-ERR DESTINATION_OUT_OF_ORDER\n")
+    first = aleg.split(ENTERPRISE_DELIMITER, 1)[0] if ENTERPRISE_DELIMITER in aleg else aleg
+    parsed = parse_dial_string(first)
+    parsed.enterprise = ENTERPRISE_DELIMITER in aleg
+    if parsed.error is not None or not parsed.legs:
+        raise OriginateSyntaxError("-ERR DESTINATION_OUT_OF_ORDER\n")
+    leg_variables, dial_path = parsed.legs[0]
     optional += [None] * (5 - len(optional))
     _dialplan, _context, cid_name, cid_number, timeout_text = optional
     request = OriginateRequest(
         dial_path=dial_path,
-        variables=variables,
+        variables={**parsed.variables, **leg_variables},
         caller_id_name=cid_name,
         caller_id_number=cid_number,
+        dial_string=parsed,
     )
-    timeout = variables.get("originate_timeout") or timeout_text
+    timeout = request.variables.get("originate_timeout") or timeout_text
     if timeout and timeout.strip().isdigit():
         request.timeout = float(int(timeout))
     if target.startswith("&") and len(target) > 1:
-        name = target[1:]
-        data = ""
-        if "(" in name:
-            name, _, data = name.partition("(")
-            data = data[:-1] if data.endswith(")") else data
+        # mod_commands: the application ends at the first ')' and its data starts at '('.
+        name = target[1:].split(")", 1)[0]
+        name, _, data = name.partition("(")
         request.application = name
         request.application_data = data
     else:
@@ -60,30 +68,3 @@ def parse_originate(argument: str) -> OriginateRequest:
         request.extension = target
         request.application = "park"
     return request
-
-
-def _parse_variables(block: str) -> dict[str, str]:
-    """``a=b,c='x,y'``: commas split pairs except inside single quotes."""
-    variables: dict[str, str] = {}
-    pairs: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for char in block:
-        if char == "'":
-            quoted = not quoted
-        elif char == "," and not quoted:
-            pairs.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    pairs.append("".join(current))
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == "'":
-            value = value[1:-1]
-        variables[name] = value
-    return variables

@@ -626,8 +626,11 @@ class FakeFreeSWITCH:
         if call_command == "hangup":
             channel.request_hangup(command.header("hangup-cause") or "NORMAL_CLEARING")
         elif call_command == "execute":
+            # switch_ivr_parse_event: the body is the argument only when the
+            # header is absent or empty and content-type is text/plain.
             argument = command.header("execute-app-arg")
-            if argument is None and command.body:
+            content_type = (command.header("content-type") or "").lower()
+            if not argument and content_type == "text/plain" and command.body:
                 argument = command.body
             loops = command.header("loops") or "1"
             channel.queue_execute(

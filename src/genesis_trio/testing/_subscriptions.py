@@ -7,11 +7,11 @@ exists, an event is delivered only if a filter matches it (``-`` filters veto).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from .._session import MYEVENTS_NAMES
 from ..protocol import Event, EventFormat
+from ..protocol._fsparse import filter_matches
 
 __all__ = ["EVENT_NAMES", "Subscription"]
 
@@ -258,25 +258,9 @@ def _passes_filters(event: Event, filters: list[tuple[str, str]]) -> bool:
         value = _header_value(event, header_name)
         if value is None:
             continue
-        positive = True
-        wanted = raw
-        while wanted and wanted[0] in "+- ":
-            if wanted[0] == "+":
-                positive = True
-            elif wanted[0] == "-":
-                positive = False
-            wanted = wanted[1:]
+        positive, matched = filter_matches(raw, value)
         if send and positive:
             continue
-        if raw.startswith("/"):
-            pattern = wanted[1:] if wanted.startswith("/") else wanted
-            pattern = pattern[:-1] if pattern.endswith("/") else pattern
-            try:
-                matched = re.search(pattern, value) is not None
-            except re.error:
-                matched = False
-        else:
-            matched = value.lower() == wanted.lower()
         if matched:
             if not positive:
                 return False
