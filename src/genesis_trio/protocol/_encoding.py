@@ -193,7 +193,7 @@ def app_word(value: str, what: str) -> str:
     _check_expansion(value, what)
     if "'" in value or '"' in value:
         raise _refuse(what, value, "quotes are read by the application's argument splitter")
-    if re.search(r"\\([\\'\"nrts$]|\Z)", value):
+    if re.search(r"\\([\\'\" nrts$]|\Z)", value):
         raise _refuse(what, value, "backslash escapes are read by the argument splitter")
     if value.strip("\t\n\r ") != value:
         raise _refuse(what, value, "leading or trailing whitespace is stripped")
