@@ -28,9 +28,6 @@ from ._fidelity_scenarios import PARSER_SCENARIOS, SCENARIOS
 # Differences between the fake and the real switch that are known and documented
 # (docs/testing.md, "How close the fake is"), as patterns over the difference texts.
 ACCEPTED = {
-    # The fake's originate parser (issue 9 rewrites it) answers "-USAGE " without the colon
-    # FreeSWITCH writes when originate has no arguments.
-    r"\[replies\] .*-USAGE <call url>": "originate usage text, owned by the parser of issue 9",
     # The socket application parks as soon as the app sends ``connect``; the CHANNEL_PARK
     # reaches the session only if its ``myevents`` arrived within that millisecond (as in
     # the recorded sessions). Ours waits for the connect reply first, so a real switch
@@ -93,11 +90,6 @@ async def test_the_agreement_figure(freeswitch: RealSwitch) -> None:
 
 
 @pytest.mark.trio
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9: the fake's originate/uuid_setvar parsers keep 'a,b', a\\,b and quotes "
-    "that FreeSWITCH splits, unescapes and strips; remove this mark once they agree",
-)
 @pytest.mark.parametrize("name", list(PARSER_SCENARIOS))
 async def test_the_fake_parses_values_as_the_real_switch(freeswitch: RealSwitch, name: str) -> None:
     scenario = PARSER_SCENARIOS[name]

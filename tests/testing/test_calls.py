@@ -204,7 +204,7 @@ async def test_unknown_destination(fake: FakeFreeSWITCH) -> None:
     async with connect(fake) as client:
         assert await client.api("originate user/9999 &park") == "-ERR NO_ROUTE_DESTINATION\n"
         assert await client.api("originate") == (
-            "-USAGE <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] "
+            "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] "
             "[<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
         )
     assert fake.channel_history == ()

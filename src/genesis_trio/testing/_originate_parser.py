@@ -26,9 +26,6 @@ def parse_originate(argument: str) -> OriginateRequest:
     a multi-leg dial string (``a,b``, ``a|b``, ``a:_:b``), whose parse is
     kept in ``OriginateRequest.dial_string`` for tests to inspect.
     """
-    if not argument.strip():
-        # No argument at all: the API framework's own usage line (no colon).
-        raise OriginateSyntaxError(f"-USAGE {ORIGINATE_USAGE}\n")
     words: list[str | None] = [
         None if word.lower() == "undef" else word for word in separate_string(argument, " ", 10)
     ]
