@@ -32,6 +32,7 @@ def arguments(**overrides: object) -> argparse.Namespace:
         "group": "user/1001,user/1002,user/1003",
         "mode": "parallel",
         "timeout": 20.0,
+        "max_talk": None,
     }
     return argparse.Namespace(**{**defaults, **overrides})
 
