@@ -90,17 +90,17 @@ class ESLClient:
 
     @property
     def filters(self) -> list[tuple[str, str]]:
-        """The FreeSWITCH-side filters added with :meth:`filter` on this connection."""
-        return self._filters.user_filters
+        """The FreeSWITCH-side filters added with :meth:`filter` on the open connection."""
+        return self._filters.user_filters if self.is_connected else []
 
     @property
     def switch_filters(self) -> list[tuple[str, str]]:
-        """Every filter this connection has on the switch now: yours and the library's own.
+        """Every filter the open connection has on the switch: yours and the library's own.
 
         The library's (``Job-UUID`` of a running bgapi, ``Unique-ID`` of a followed
         channel) are there only while you have filters; see ``docs/inbound.md``.
         """
-        return self._filters.installed
+        return self._filters.installed if self.is_connected else []
 
     @property
     def is_connected(self) -> bool:

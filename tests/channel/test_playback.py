@@ -6,8 +6,8 @@ import pytest
 import trio
 import trio.testing
 
-from genesis_trio import ChannelHangup, ConnectionLost, Event
-from genesis_trio.testing import FakeFreeSWITCH
+from genesis_trio import Channel, ChannelHangup, ConnectionLost, Event, Inbound
+from genesis_trio.testing import Destination, FakeFreeSWITCH
 
 from ._calls import call_over
 from ._helpers import all_tasks
@@ -270,3 +270,31 @@ async def test_cancelled_while_queued_behind_another_breaks_only_ours(
         assert (following.data, following.interrupted) == ("next.wav", False)
         assert completion["Application-Data"] == "next.wav"
         assert call.far.breaks == [False]
+
+
+async def test_the_stop_of_a_queued_application_belongs_to_the_connection(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Design point of issue 10: the library's own follow-up work runs in the connection's task
+    group: the caller's nursery closes at once, and the work ends with the connection."""
+    fake.set_media_duration("blocker.wav", 60)
+    fake.set_media_duration("queued.wav", 30)
+    fake.add_destination("user/1000", Destination(answer_after=0))
+    async with Inbound(fake.host, fake.port) as client:
+        channel = await Channel.create(client, "user/1000")
+        await channel.playback("blocker.wav", block=False)
+        started = trio.current_time()
+        async with trio.open_nursery() as callers:
+
+            async def prompt() -> None:
+                with trio.move_on_after(0.1):
+                    await channel.playback("queued.wav")
+
+            callers.start_soon(prompt)
+        # Half the cleanup deadline, not the 60 s the blocker still plays.
+        assert trio.current_time() - started == pytest.approx(1.1)
+        # Still waiting for ours to start, outside the callers' nursery that is gone.
+        watchers = [t for t in all_tasks() if t.name.startswith("stop playback of")]
+        assert len(watchers) == 1
+    # Leaving the client's block ended it (the fake's call still plays on: not ours).
+    assert not [t for t in all_tasks() if t.name.startswith("stop playback of")]
