@@ -71,7 +71,9 @@ class Sample:
     seconds: float
 
 
-def take_sample(calls: int, started: float) -> Sample:
+def take_sample(calls: int, started: float, flush: Callable[[], None] | None) -> Sample:
+    if flush is not None:
+        flush()
     gc.collect()
     return Sample(calls, rss_kib(), len(gc.get_objects()), time.perf_counter() - started)
 
@@ -83,8 +85,14 @@ def emit(kind: str, **fields: Any) -> None:
 # ----------------------------------------------------------------- the SDK row
 
 
-def install_sdk() -> Callable[[], None]:
-    """Global SDK providers whose spans and metrics go nowhere; returns their shutdown."""
+@dataclass(frozen=True)
+class Sdk:
+    flush: Callable[[], None]
+    shutdown: Callable[[], None]
+
+
+def install_sdk() -> Sdk:
+    """Global SDK providers whose spans and metrics go nowhere."""
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -106,13 +114,17 @@ def install_sdk() -> Callable[[], None]:
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
 
-    def shutdown() -> None:
-        # Collect once, so the reader's aggregation is part of what was measured.
+    def flush() -> None:
+        # The batch processor holds up to 2,048 finished spans between exports:
+        # empty it (and collect the metrics) so a sample counts what stays.
+        tracer_provider.force_flush()
         reader.get_metrics_data()
+
+    def shutdown() -> None:
         tracer_provider.shutdown()
         meter_provider.shutdown()
 
-    return shutdown
+    return Sdk(flush, shutdown)
 
 
 # ------------------------------------------------------------------ the worker
@@ -123,7 +135,8 @@ async def run_worker(args: argparse.Namespace) -> None:
 
     from genesis_trio import Channel, Inbound, Outbound, Session
 
-    shutdown_sdk = install_sdk() if args.sdk == "on" else None
+    sdk = install_sdk() if args.sdk == "on" else None
+    flush = None if sdk is None else sdk.flush
     real = args.switch == "real"
     dial_path = REAL_DIAL_PATH if real else FAKE_DIAL_PATH
     media = REAL_MEDIA if real else FAKE_MEDIA
@@ -144,7 +157,7 @@ async def run_worker(args: argparse.Namespace) -> None:
         nonlocal snapshot
         if done not in checkpoints:
             return
-        sample = take_sample(done, started)
+        sample = take_sample(done, started, flush)
         samples.append(sample)
         emit("sample", **sample.__dict__)
         if args.tracemalloc and done == warmup:
@@ -152,7 +165,7 @@ async def run_worker(args: argparse.Namespace) -> None:
 
             snapshot = tracemalloc.take_snapshot()
 
-    samples.append(take_sample(0, started))
+    samples.append(take_sample(0, started, flush))
     emit("sample", **samples[0].__dict__)
 
     async with Inbound(args.host, args.port, PASSWORD, timeout=30) as client:
@@ -190,8 +203,8 @@ async def run_worker(args: argparse.Namespace) -> None:
                     checkpoint(done)
                 nursery.cancel_scope.cancel()
 
-    if shutdown_sdk is not None:
-        shutdown_sdk()
+    if sdk is not None:
+        sdk.shutdown()
 
     if snapshot is not None:
         import tracemalloc

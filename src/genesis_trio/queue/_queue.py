@@ -7,16 +7,22 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 import anyio
 import anyio.lowlevel
 from opentelemetry import trace
 
+from .._exceptions import ChannelHangup, ConnectionLost
+from .._util import collapse_single_exception_group
 from ._backend import QueueBackend
 from ._errors import QueueTimeoutError
 from ._memory import InMemoryBackend
 from ._telemetry import QueueTelemetry
+
+if TYPE_CHECKING:
+    from .._channel import Channel
 
 __all__ = ["Queue", "QueueSemaphore", "QueueSlot"]
 
@@ -69,6 +75,7 @@ class Queue:
         max_concurrent: int = 1,
         timeout: float | None = None,
         item_id: str | None = None,
+        channel: Channel | None = None,
     ) -> AbstractAsyncContextManager[QueueSlot]:
         """Wait for a turn in ``queue_id`` and hold a slot for the ``async with`` block.
 
@@ -78,13 +85,65 @@ class Queue:
             :class:`QueueTimeoutError` (a ``TimeoutError``); ``None`` waits
             for as long as the enclosing cancel scopes allow.
         :param item_id: what this waiter is (a call's uuid, say), recorded on
-            the ``queue.wait_and_acquire`` span; a random id by default.
+            the ``queue.wait_and_acquire`` span; a random id by default
+            (the channel's uuid when ``channel`` is given).
+        :param channel: the call this place in line is for. When it hangs up,
+            or the connection that carries it drops, the waiter leaves the
+            line at once (a holder's block is cancelled and its slot freed)
+            and :class:`~genesis_trio.ChannelHangup` or
+            :class:`~genesis_trio.ConnectionLost` is raised from the ``async with``.
         """
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1, not {max_concurrent}")
         if timeout is not None and (math.isnan(timeout) or timeout < 0):
             raise ValueError(f"timeout must be None or >= 0, not {timeout}")
-        return self._slot(queue_id, max_concurrent, item_id, wait_limit=timeout)
+        if channel is None:
+            return self._slot(queue_id, max_concurrent, item_id, wait_limit=timeout)
+        return self._slot_for_call(
+            channel,
+            queue_id,
+            max_concurrent,
+            channel.uuid if item_id is None else item_id,
+            wait_limit=timeout,
+        )
+
+    @asynccontextmanager
+    async def _slot_for_call(
+        self,
+        channel: Channel,
+        queue_id: str,
+        max_concurrent: int,
+        item_id: str,
+        *,
+        wait_limit: float | None,
+    ) -> AsyncIterator[QueueSlot]:
+        # The call owns the wait: a watcher beside the waiter (and then the
+        # holder) cancels both the moment the call ends or its connection goes.
+        ended: BaseException | None = None
+        completed = False
+        with collapse_single_exception_group():
+            async with anyio.create_task_group() as task_group:
+
+                async def watch_the_call() -> None:
+                    nonlocal ended
+                    try:
+                        await channel.wait("CHANNEL_HANGUP")
+                        ended = ChannelHangup(channel.uuid, channel.hangup_cause)
+                    except (ChannelHangup, ConnectionLost) as exc:
+                        ended = exc
+                    task_group.cancel_scope.cancel()
+
+                task_group.start_soon(watch_the_call)
+                try:
+                    async with self._slot(
+                        queue_id, max_concurrent, item_id, wait_limit=wait_limit
+                    ) as slot:
+                        yield slot
+                    completed = True
+                finally:
+                    task_group.cancel_scope.cancel()
+        if ended is not None and not completed:
+            raise ended
 
     def semaphore(
         self, queue_id: str, max_concurrent: int = 1, *, timeout: float | None = None
@@ -173,12 +232,15 @@ class QueueSemaphore:
     def max_concurrent(self) -> int:
         return self._max_concurrent
 
-    def __call__(self, *, item_id: str | None = None) -> AbstractAsyncContextManager[QueueSlot]:
+    def __call__(
+        self, *, item_id: str | None = None, channel: Channel | None = None
+    ) -> AbstractAsyncContextManager[QueueSlot]:
         return self._queue.slot(
             self._queue_id,
             max_concurrent=self._max_concurrent,
             timeout=self._timeout,
             item_id=item_id,
+            channel=channel,
         )
 
     async def __aenter__(self) -> QueueSlot:
