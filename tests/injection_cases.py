@@ -43,7 +43,7 @@ HOSTILE_TEXT = st.one_of(
         lambda left, middle, right: left + middle + right,
         st.sampled_from([" ", "  ", "'", "\\", "{", "ARRAY::", "^^,", "+", ""]),
         st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12),
-        st.sampled_from([" ", "  ", "'", "\\", "}", ",", ""]),
+        st.sampled_from([" ", "  ", "'", "\\", "}", ",", "\t", "\x0b", " \x0b", ""]),
     ),
 )
 

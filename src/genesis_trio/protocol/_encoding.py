@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from .._exceptions import LocalProtocolError
-from ._fsparse import ENTERPRISE_DELIMITER, ESCAPE, variable_reference
+from ._fsparse import API_WHITESPACE, ENTERPRISE_DELIMITER, ESCAPE, variable_reference
 
 __all__ = [
     "app_arg_headers",
@@ -89,6 +89,8 @@ def _escape(value: str, specials: str) -> str:
             out.append("\\n")
         elif char == "\r":
             out.append("\\r")
+        elif char == "\t":
+            out.append("\\t")
         else:
             out.append(char)
     return "".join(out)
@@ -98,12 +100,17 @@ def blank_argument(value: str, what: str = "argument") -> str:
     """One argument of an API command that FreeSWITCH splits on spaces.
 
     ``switch_separate_string(' ')`` unquotes and unescapes every argument:
-    backslash, single quote, space, CR and LF are escaped; the rest passes.
+    backslash, single quote, space, tab, CR and LF are escaped; the rest
+    passes. ``switch_api_execute`` strips trailing whitespace (also vertical
+    tab, which has no escape) from the whole argument: such a value is quoted.
     """
     check_text(value, what)
     if value == "":
         raise _refuse(what, value, "an empty argument cannot be passed")
-    return _escape(value, "'")
+    encoded = _escape(value, "'")
+    if encoded[-1] in API_WHITESPACE:
+        return f"'{encoded}'"
+    return encoded
 
 
 def setvar_value(value: str) -> str:
@@ -254,14 +261,15 @@ def filter_value(value: str) -> str:
         raise _refuse("filter value", value, "is empty")
     if "\n" in value or "\r" in value:
         raise _refuse("filter value", value, "contains a line break")
-    if value[0] not in "+- /":
+    # A value that ends in whitespace goes the regex way too, so nothing can trim it.
+    if value[0] not in "+- /" and value[-1] not in API_WHITESPACE:
         return value
     return "/\\A" + "".join(_regex_literal(char) for char in value) + "\\z/i"
 
 
 def _regex_literal(char: str) -> str:
     if char.isascii() and not char.isalnum():
-        return "\\" + char if char not in " " else "\\x20"
+        return "\\" + char if char.isprintable() and char != " " else f"\\x{ord(char):02x}"
     return char
 
 

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = [
+    "API_WHITESPACE",
     "ENTERPRISE_DELIMITER",
     "OriginateLegs",
     "cleanup",
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 ESCAPE = "\\"
+#: What ``switch_api_execute`` strips from both ends of every API command's argument.
+API_WHITESPACE = "\r\n\t \x0b"
 #: ``originate a:_:b``: "enterprise" originate, found anywhere in the dial string.
 ENTERPRISE_DELIMITER = ":_:"
 _UNESCAPED = {"n": "\n", "r": "\r", "t": "\t", "s": " "}

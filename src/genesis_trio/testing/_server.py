@@ -20,6 +20,7 @@ import anyio.lowlevel
 
 from .._util import collapse_single_exception_group
 from ..protocol import Event
+from ..protocol._fsparse import API_WHITESPACE
 from ._api import BUILTIN_APIS
 from ._channels import FakeChannel, OriginateRequest
 from ._command_reader import Command
@@ -568,15 +569,17 @@ class FakeFreeSWITCH:
         return await self._execute_api(name, argument)
 
     async def _execute_api(self, name: str, argument: str) -> str:
+        # switch_api_execute strips whitespace from both ends of the argument.
+        stripped = argument.strip(API_WHITESPACE)
         handler = self._apis.get(name)
         if handler is not None:
-            result = handler(argument)
+            result = handler(stripped)
             body = await result if inspect.isawaitable(result) else result
         else:
             builtin = BUILTIN_APIS.get(name)
             if builtin is None:
                 return f"-ERR {name} Command not found!\n"
-            body = await builtin(self, argument)
+            body = await builtin(self, stripped)
         headers = [("API-Command", name)]
         if argument:
             headers.append(("API-Command-Argument", argument))
