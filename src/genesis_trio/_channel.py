@@ -22,6 +22,7 @@ from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack, overload
 
 import anyio
+import anyio.lowlevel
 
 from . import tracing
 from ._channel_state import HANGUP_EVENTS, ChannelState, ChannelStatus, is_hangup
@@ -555,6 +556,8 @@ class Channel:
             # Subscribed before the command is written: the completion cannot slip past.
             subscription = self._watch(relevant)
             try:
+                # Cancelled already: nothing was sent, so there is nothing to stop.
+                await anyio.lowlevel.checkpoint_if_cancelled()
                 try:
                     await self._sendmsg(headers, body)
                     with tracing.session_await_complete(

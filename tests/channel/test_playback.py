@@ -298,3 +298,18 @@ async def test_the_stop_of_a_queued_application_belongs_to_the_connection(
         assert len(watchers) == 1
     # Leaving the client's block ended it (the fake's call still plays on: not ours).
     assert not [t for t in all_tasks() if t.name.startswith("stop playback of")]
+
+
+async def test_a_playback_from_a_cancelled_scope_sends_nothing_and_stops_nothing(
+    fake: FakeFreeSWITCH, kind: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with call_over(kind, fake) as call:
+        sent = len(fake.commands_received)
+        started = trio.current_time()
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await call.channel.playback("ivr/welcome.wav")
+        assert trio.current_time() == started  # no wait for an application never sent
+        await trio.testing.wait_all_tasks_blocked()
+        assert fake.commands_received[sent:] == []
+        assert not [t for t in all_tasks() if t.name.startswith("stop playback of")]
