@@ -138,3 +138,18 @@ async def test_from_uuid_on_a_myevents_session_is_refused_at_once(fake: FakeFree
         # The call's own channel is what myevents does deliver: that one is fine.
         own = await Channel.from_uuid(session, session.uuid)
         assert own.uuid == session.uuid
+
+
+async def test_a_filter_on_a_session_keeps_its_channel_s_events(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Issue 10, item 1, outbound side: myevents passes only what the filters let through."""
+    async with session_call(fake) as (session, far):
+        await session.filter("Event-Name", "CUSTOM")
+        with trio.fail_after(30):
+            completion = await session.channel.playback("ivr/welcome.wav")
+        assert completion.application == "playback"
+        assert sorted(session.switch_filters) == [
+            ("Event-Name", "CUSTOM"),
+            ("Unique-ID", far.uuid),
+        ]
