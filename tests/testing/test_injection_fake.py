@@ -285,3 +285,20 @@ async def test_application_arguments_arrive_exactly(fake: FakeFreeSWITCH) -> Non
         with pytest.raises(LocalProtocolError):
             await channel.say("it's")
         await channel.hangup()
+
+
+@pytest.mark.trio
+async def test_a_raw_multi_leg_originate_is_parsed_like_freeswitch(fake: FakeFreeSWITCH) -> None:
+    fake.add_destination(DIAL_PATH, Destination())
+    async with Inbound(fake.host, fake.port) as client:
+        reply = await client.api(
+            f"originate {{a=1}}[b=2]{DIAL_PATH},[c=3]user/1|user/2 &park()", check=False
+        )
+        assert reply.startswith("+OK")
+        (leg,) = fake.channel_history
+        assert leg.dial_string is not None
+        assert [path for _, path in leg.dial_string.legs] == [DIAL_PATH, "user/1", "user/2"]
+        assert leg.dial_string.groups[0][1] == ({"c": "3"}, "user/1")
+        assert leg.variables.get("a") == "1"
+        assert leg.variables.get("b") == "2"
+        assert "c" not in leg.variables

@@ -58,15 +58,26 @@ def test_trace_variables_carry_the_span_as_w3c_traceparent() -> None:
     assert (carried.trace_id, carried.span_id, carried.is_remote) == (TRACE_ID, SPAN_ID, True)
 
 
-def test_tracestate_that_would_break_an_originate_block_is_left_out() -> None:
+def _variables_for(trace_state: TraceState) -> dict[str, str]:
     context = SpanContext(
         TRACE_ID,
         SPAN_ID,
         is_remote=False,
         trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        trace_state=TraceState([("a", "1"), ("b", "2")]),  # serialised as "a=1,b=2"
+        trace_state=trace_state,
     )
-    variables = tracing.trace_variables(NonRecordingSpan(context))
+    return tracing.trace_variables(NonRecordingSpan(context))
+
+
+def test_tracestate_is_carried_when_the_originate_encoder_carries_it_exactly() -> None:
+    # Serialised as "a=1,b=2": commas are escaped in the originate block (issue 9).
+    variables = _variables_for(TraceState([("a", "1"), ("b", "2")]))
+    assert variables["genesis_tracestate"] == "a=1,b=2"
+
+
+def test_tracestate_the_originate_encoder_refuses_is_left_out() -> None:
+    # An unbalanced brace cannot be carried in an originate block: dropped, the call goes on.
+    variables = _variables_for(TraceState([("a", "x}y")]))
     assert set(variables) == {"genesis_traceparent"}
 
 

@@ -159,6 +159,8 @@ class FakeChannel:
         self._factory = host.factory
         self.destination = destination
         self.dial_path = request.dial_path
+        #: How the originate's dial string parsed (None for legs it did not originate).
+        self.dial_string = request.dial_string
         self.uuid = request.variables.get("origination_uuid") or new_uuid()
         self._request = request
         endpoint, _, rest = request.dial_path.partition("/")

@@ -23,6 +23,8 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from .._exceptions import LocalProtocolError
+from ..protocol._encoding import originate_variables
 from . import _names as n
 
 __all__ = ["CallTraces", "trace_variables"]
@@ -30,8 +32,6 @@ __all__ = ["CallTraces", "trace_variables"]
 _W3C: Final = TraceContextTextMapPropagator()
 _TRACEPARENT_HEADER: Final = "variable_" + n.TRACEPARENT_VARIABLE
 _TRACESTATE_HEADER: Final = "variable_" + n.TRACESTATE_VARIABLE
-# Characters that would end or split a value inside an originate ``{a=b,c=d}`` block.
-_UNSAFE_IN_ORIGINATE: Final = frozenset(",}{'\"\n\r ")
 
 
 def trace_variables(span: Span | None = None) -> dict[str, str]:
@@ -50,9 +50,19 @@ def trace_variables(span: Span | None = None) -> dict[str, str]:
     if traceparent:
         variables[n.TRACEPARENT_VARIABLE] = traceparent
     tracestate = carrier.get("tracestate")
-    if tracestate and not _UNSAFE_IN_ORIGINATE.intersection(tracestate):
+    if tracestate and _carried_exactly(tracestate):
         variables[n.TRACESTATE_VARIABLE] = tracestate
     return variables
+
+
+def _carried_exactly(value: str) -> bool:
+    # tracestate comes from upstream (an HTTP header): one the originate encoder
+    # would refuse is dropped rather than failing the call it rides on.
+    try:
+        originate_variables({n.TRACESTATE_VARIABLE: value})
+    except LocalProtocolError:
+        return False
+    return True
 
 
 def context_from_headers(headers: Mapping[str, str]) -> Context | None:
