@@ -289,3 +289,46 @@ async def test_set_and_get_variable(freeswitch: RealSwitch) -> None:
                 assert await watch.client.api(getvar) == "_undef_"
                 assert await channel.get_variable("genesis_greeting") is None
                 assert await channel.get_variable("genesis_never_set") is None
+
+
+async def test_a_far_end_hangup_reports_the_cause_the_switch_gave_our_leg(
+    freeswitch: RealSwitch,
+) -> None:
+    """The -b leg is killed with CALL_REJECTED. mod_loopback then ends the answered -a leg
+    with CALL_REJECTED or NORMAL_CLEARING, depending on which of its threads gets there
+    first; either way our channel reports what the switch reported."""
+    async with watch_calls(freeswitch) as watch, freeswitch.inbound() as client:
+        with trio.fail_after(DEADLINE):
+            async with placed_call(client, "9002", watch) as channel:
+                far_end = await other_leg(client, channel.uuid)
+                await client.api(f"uuid_kill {far_end} CALL_REJECTED")
+                await channel.wait(ChannelState.HANGUP)
+                seen = await watch.wait_event("CHANNEL_HANGUP", channel.uuid)
+                assert channel.hangup_cause == seen.hangup_cause
+                assert seen.hangup_cause in ("CALL_REJECTED", "NORMAL_CLEARING")
+                far_end_hangup = await watch.wait_event("CHANNEL_HANGUP", far_end)
+                assert far_end_hangup.hangup_cause == "CALL_REJECTED"
+            await watch.assert_all_gone(2)
+
+
+async def test_dtmf_handlers_see_the_digits_the_far_end_sends(freeswitch: RealSwitch) -> None:
+    async with watch_calls(freeswitch) as watch, freeswitch.inbound() as client:
+        with trio.fail_after(DEADLINE):
+            async with placed_call(client, "9007", watch) as channel:
+                pressed: list[str] = []
+                all_three = trio.Event()
+
+                @channel.on_dtmf()
+                async def on_digit(digit: str) -> None:
+                    pressed.append(digit)
+                    if len(pressed) == 3:
+                        all_three.set()
+
+                far_end = await Channel.from_uuid(client, await other_leg(client, channel.uuid))
+                await far_end.send_dtmf("5*9")
+                await all_three.wait()
+                assert pressed == ["5", "*", "9"]
+                events = await watch.wait_for(
+                    lambda e: e.name == "DTMF" and e.unique_id == channel.uuid, count=3
+                )
+                assert [e.get("DTMF-Digit") for e in events] == pressed

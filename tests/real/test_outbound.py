@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 import trio
 
-from genesis_trio import ChannelHangup, Event, EventFormat, Inbound, Outbound, Session
+from genesis_trio import (
+    ChannelHangup,
+    ChannelState,
+    Event,
+    EventFormat,
+    Inbound,
+    Outbound,
+    RingGroup,
+    Session,
+)
 from outbound_serving import serving
 from real_switch import (
     TAG_VARIABLE,
@@ -252,3 +261,81 @@ async def test_cancelling_the_server_with_live_calls(private_freeswitch: RealSwi
                 return not await live_channel_uuids(client)
 
             await wait_until(nothing_left, within=DEADLINE)
+
+
+async def test_a_session_rings_agents_and_bridges_the_caller(freeswitch: RealSwitch) -> None:
+    """The documented pattern: an outbound handler (without myevents) rings a group and
+    bridges its caller to the agent who answered."""
+    results: dict[str, Any] = {}
+    bridged = trio.Event()
+
+    async def handler(session: Session) -> None:
+        await session.channel.answer()
+        agent = await RingGroup.ring(
+            session, ["loopback/9004/default", "loopback/9002/default"], timeout=DEADLINE,
+            variables=watch.variables,
+        )  # fmt: skip
+        assert agent is not None
+        results["agent"] = agent
+        results["bridge"] = await session.channel.bridge(agent)
+        bridged.set()
+        await session.channel.wait(ChannelState.HANGUP)
+
+    async with (
+        watch_calls(freeswitch) as watch,
+        freeswitch.inbound() as client,
+        outbound(handler, myevents=False) as port,
+    ):
+        with trio.fail_after(DEADLINE):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(dial, client, port, watch)
+                await bridged.wait()
+                agent = results["agent"]
+                (caller,) = watch.named("loopback/9000-b")
+                assert await client.api(f"uuid_getvar {caller} bridge_uuid") == agent.uuid
+                await client.api(f"uuid_kill {agent.uuid} NORMAL_CLEARING")
+            # 9000 a/b, the losing 9004 a/b, the agent's 9002 a/b.
+            await watch.assert_all_gone(6)
+
+
+async def test_the_caller_hanging_up_during_a_ring_ends_it(freeswitch: RealSwitch) -> None:
+    failures: list[BaseException] = []
+    done = trio.Event()
+
+    async def handler(session: Session) -> None:
+        await session.channel.answer()
+        try:
+            await RingGroup.ring(
+                session, ["loopback/9004/default"] * 2, timeout=DEADLINE,
+                variables=watch.variables,
+            )  # fmt: skip
+        except ChannelHangup as exc:
+            failures.append(exc)
+        finally:
+            done.set()
+
+    async with (
+        watch_calls(freeswitch) as watch,
+        freeswitch.inbound() as client,
+        outbound(handler, myevents=False) as port,
+    ):
+        with trio.fail_after(DEADLINE):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(dial, client, port, watch)
+                await watch.wait_for(
+                    lambda e: (
+                        e.name == "CHANNEL_PROGRESS" and e.get("Channel-Name") == "loopback/9004-a"
+                    ),
+                    count=2,
+                )
+                (peer,) = watch.named("loopback/9000-a")
+                await client.api(f"uuid_kill {peer} NORMAL_CLEARING")
+                await done.wait()
+            await watch.assert_all_gone(6)
+        (failure,) = failures
+        assert isinstance(failure, ChannelHangup)
+        (caller,) = watch.named("loopback/9000-b")
+        assert failure.uuid == caller
+        for leg in watch.named("loopback/9004-a"):
+            hangup = await watch.wait_event("CHANNEL_HANGUP", leg)
+            assert hangup.hangup_cause == "ORIGINATOR_CANCEL"
