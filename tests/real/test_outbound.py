@@ -149,16 +149,24 @@ async def test_linger_keeps_the_events_after_the_hangup(
 
 
 async def test_the_peer_hanging_up_during_a_playback(freeswitch: RealSwitch) -> None:
-    failures: list[BaseException] = []
-    failed = trio.Event()
+    """The far end hangs up during a 60 s tone: the playback ends at once.
+
+    Which the switch says first races: the leg's CHANNEL_HANGUP (the playback raises
+    ChannelHangup), or the playback's completion with ``PLAYBACK ERROR`` (the media went
+    away; the hangup follows, and the next operation raises ChannelHangup).
+    """
+    outcomes: list[BaseException | Event] = []
+    handled = trio.Event()
 
     async def handler(session: Session) -> None:
         await session.channel.answer()
         try:
-            await session.channel.playback(LONG_TONE)
+            outcomes.append(await session.channel.playback(LONG_TONE))
+            await session.channel.playback(TONE)
         except ChannelHangup as exc:
-            failures.append(exc)
-            failed.set()
+            outcomes.append(exc)
+        finally:
+            handled.set()
 
     async with (
         watch_calls(freeswitch) as watch,
@@ -176,12 +184,15 @@ async def test_the_peer_hanging_up_during_a_playback(freeswitch: RealSwitch) -> 
                 (peer,) = watch.named("loopback/9000-a")
                 await client.api(f"uuid_kill {peer} NORMAL_CLEARING")
             await watch.assert_all_gone(2)
-            # The handler's playback failed at once, long before the 60 s tone would end.
-            await failed.wait()
-        (failure,) = failures
-        assert isinstance(failure, ChannelHangup)
+            # Long before the 60 s tone would have ended.
+            await handled.wait()
         (b_leg,) = watch.named("loopback/9000-b")
+        *completed, failure = outcomes
+        assert isinstance(failure, ChannelHangup)
         assert failure.uuid == b_leg
+        for completion in completed:
+            assert isinstance(completion, Event)
+            assert completion.get("Application-Response") == "PLAYBACK ERROR"
         stopped = await watch.wait_event("PLAYBACK_STOP", b_leg)
         assert stopped.unique_id == b_leg
 
