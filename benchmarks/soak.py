@@ -69,13 +69,22 @@ class Sample:
     rss_kib: int
     objects: int
     seconds: float
+    #: Memory blocks the interpreter has allocated (strings and bytes included,
+    #: which the live-object count, GC-tracked containers only, leaves out).
+    blocks: int = 0
 
 
 def take_sample(calls: int, started: float, flush: Callable[[], None] | None) -> Sample:
     if flush is not None:
         flush()
     gc.collect()
-    return Sample(calls, rss_kib(), len(gc.get_objects()), time.perf_counter() - started)
+    return Sample(
+        calls,
+        rss_kib(),
+        len(gc.get_objects()),
+        time.perf_counter() - started,
+        sys.getallocatedblocks(),
+    )
 
 
 def emit(kind: str, **fields: Any) -> None:
@@ -344,7 +353,7 @@ def run_row(args: argparse.Namespace, host: str, port: int, path: str, sdk: str)
     if args.tracemalloc:
         command += ["--tracemalloc", "--tracemalloc-top", str(args.tracemalloc_top)]
     print(f"\n== {path}, SDK {sdk}, {args.calls:,} calls ({args.switch} switch)", flush=True)
-    print(f"{'calls':>9} {'RSS MB':>8} {'objects':>9} {'seconds':>8}", flush=True)
+    print(f"{'calls':>9} {'RSS MB':>8} {'objects':>9} {'blocks':>9} {'seconds':>8}", flush=True)
     samples: list[Sample] = []
     began = time.perf_counter()
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) as worker:
@@ -357,7 +366,7 @@ def run_row(args: argparse.Namespace, host: str, port: int, path: str, sdk: str)
                 samples.append(sample)
                 print(
                     f"{sample.calls:>9,} {sample.rss_kib / 1024:>8.1f} {sample.objects:>9,}"
-                    f" {sample.seconds:>8.1f}",
+                    f" {sample.blocks:>9,} {sample.seconds:>8.1f}",
                     flush=True,
                 )
             elif kind == "growth":

@@ -17,7 +17,9 @@ own cancellation path).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import uuid as uuid_module
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -36,11 +38,24 @@ if TYPE_CHECKING:
     from .._client import ESLClient
     from ..protocol import Event
 
-__all__ = ["LEG_TAG_VARIABLE", "LOSE_RACE", "NO_ANSWER", "ORIGINATOR_CANCEL", "Race", "RingState"]
+__all__ = [
+    "LEG_TAG_VARIABLE",
+    "LOSE_RACE",
+    "NO_ANSWER",
+    "ORIGINATOR_CANCEL",
+    "SWITCH_TIMEOUT_VARIABLE",
+    "Race",
+    "RingState",
+]
 
 LOSE_RACE: Final = "LOSE_RACE"
 NO_ANSWER: Final = "NO_ANSWER"
 ORIGINATOR_CANCEL: Final = "ORIGINATOR_CANCEL"
+
+#: The switch-side deadline of every leg: FreeSWITCH ends the ringing by itself
+#: when it passes, even if our process died (``leg_timeout`` works too; this one
+#: is the originate's own and the fake honours it as well).
+SWITCH_TIMEOUT_VARIABLE: Final = "originate_timeout"
 
 #: Set on every leg's originate: its ``CHANNEL_CREATE`` tells us the leg's uuid
 #: (``Channel.create`` only hands the channel over once it answered).
@@ -133,10 +148,14 @@ class Race:
 
     async def _originate(self, leg: _Leg) -> None:
         state = self._state
+        variables = {**state.variables, LEG_TAG_VARIABLE: leg.tag}
+        switch_deadline = self._switch_deadline(state.variables)
+        if switch_deadline is not None:
+            variables[SWITCH_TIMEOUT_VARIABLE] = switch_deadline
         channel = await Channel.create(
             state.client,
             leg.dial_path,
-            {**state.variables, LEG_TAG_VARIABLE: leg.tag},
+            variables,
             cleanup_timeout=state.cleanup_timeout,
         )
         leg.uuid = channel.uuid
@@ -149,6 +168,26 @@ class Race:
             # It answered just after another leg, or after the deadline.
             assert self._decided is not None
             await hang_up_quietly(channel, self._decided, state.cleanup_timeout)
+
+    def _switch_deadline(self, variables: Mapping[str, object]) -> int | None:
+        """The ring's remaining time for the switch's own originate timer, in whole seconds.
+
+        We end the ringing ourselves at the deadline; this is for when we
+        cannot: our process killed, the connection gone. The originate runs
+        in a FreeSWITCH job thread that outlives the connection, and ends the
+        leg itself once ``originate_timeout`` passes. Rounded up (the switch
+        counts whole seconds) so it never ends a leg before we would; a
+        shorter ``originate_timeout`` given by the caller stays.
+        """
+        remaining = self._deadline - anyio.current_time()
+        if not math.isfinite(remaining):
+            return None
+        seconds = max(1, math.ceil(remaining))
+        given = variables.get(SWITCH_TIMEOUT_VARIABLE)
+        if given is not None:
+            with contextlib.suppress(ValueError):  # not a number: ours replaces it
+                seconds = min(seconds, int(str(given)))
+        return seconds
 
     def _counted(self, dial_path: str) -> AbstractAsyncContextManager[object]:
         balancer = self._state.balancer
