@@ -15,7 +15,6 @@ import trio
 
 from genesis_trio import (
     Channel,
-    ChannelState,
     ConnectionLost,
     Event,
     InMemoryBackend,
@@ -85,8 +84,8 @@ async def ring(switch: RealSwitch, in_flight: trio.Event) -> None:
 
 
 async def queue_wait(switch: RealSwitch, in_flight: trio.Event) -> None:
-    """A caller waits in line for a busy agent; the wait is tied to the call (it ends
-    when the call ends), and so to the connection the call is seen through."""
+    """A caller waits in line for a busy agent; the place in line belongs to the call
+    (``channel=``), so losing the call's connection takes it out of line at once."""
     backend = JoinSignal()
     queue = Queue(backend)
     agent_busy = trio.Event()
@@ -103,16 +102,8 @@ async def queue_wait(switch: RealSwitch, in_flight: trio.Event) -> None:
         try:
             async with switch.inbound() as client:
                 caller = await Channel.create(client, "loopback/9002/default")
-                async with trio.open_nursery() as call:
-
-                    async def caller_leaves() -> None:
-                        # Lost connection: ConnectionLost here cancels the wait below.
-                        await caller.wait(ChannelState.HANGUP)
-                        call.cancel_scope.cancel()
-
-                    call.start_soon(caller_leaves)
-                    async with queue.slot("support", max_concurrent=1, item_id=caller.uuid):
-                        raise AssertionError("the agent never frees the slot")
+                async with queue.slot("support", max_concurrent=1, channel=caller):
+                    raise AssertionError("the agent never frees the slot")
         finally:
             agents.cancel_scope.cancel()
             # Nobody is left in line once the waiter has gone.
