@@ -1,14 +1,22 @@
 """Commands shared by every ESL client connection (inbound and outbound)."""
 
+# A command's ``timeout=`` is the deadline of its own cancel scope (an
+# OperationTimeout when it fires), not a sleep.
+# ruff: noqa: ASYNC109
+
 from __future__ import annotations
 
+import math
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 
+import anyio
+
 from ._dispatch import HandlerRegistration
 from ._exceptions import CommandError, LocalProtocolError
 from ._filters import SwitchFilters
+from ._outcome import OperationTimeout
 from ._stream import ESLConnection, EventHandler, Reply
 from ._subscription import Overflow, Subscription
 from ._util import redact_command
@@ -47,9 +55,16 @@ class ESLClient:
     What the client asked FreeSWITCH for (``event`` subscriptions, filters)
     belongs to one connection: a new connection (re-entering an ``Inbound``)
     starts from nothing, as the switch does, and nothing is carried over.
+    Commands take ``timeout=`` (seconds for the whole exchange, raising
+    :class:`~genesis_trio.OperationTimeout`, a :class:`TimeoutError`); None
+    uses :attr:`command_timeout`, and ``math.inf`` waits without a limit
+    even when a default is set.
     """
 
     _connection: ESLConnection
+    #: The default ``timeout=`` of every command this client sends (None: no
+    #: limit of its own, the caller's cancel scope decides).
+    command_timeout: float | None = None
 
     def __init__(self) -> None:
         self._switch_state: _SwitchState | None = None
@@ -108,15 +123,22 @@ class ESLClient:
         return conn is not None and conn.is_open
 
     # --- raw ---------------------------------------------------------------
-    async def send(self, command: str) -> Reply:
+    def _timeout(self, timeout: float | None) -> float | None:
+        return self.command_timeout if timeout is None else timeout
+
+    async def send(self, command: str, *, timeout: float | None = None) -> Reply:
         """Send one raw command line and return FreeSWITCH's reply as it is.
 
         Never raises on ``-ERR``: this is the escape hatch for raw replies.
         """
-        return await self._connection.send_command(cmd.raw(command), redact_command(command))
+        return await self._connection.send_command(
+            cmd.raw(command), redact_command(command), timeout=self._timeout(timeout)
+        )
 
-    async def _send_checked(self, data: bytes, label: str, *, check: bool = True) -> CommandReply:
-        reply = await self._connection.send_command(data, label)
+    async def _send_checked(
+        self, data: bytes, label: str, *, check: bool = True, timeout: float | None = None
+    ) -> CommandReply:
+        reply = await self._connection.send_command(data, label, timeout=self._timeout(timeout))
         if not isinstance(reply, CommandReply):
             raise CommandError(label, f"unexpected reply {type(reply).__name__}")
         if check and not reply.ok:
@@ -124,10 +146,17 @@ class ESLClient:
         return reply
 
     # --- api / bgapi -------------------------------------------------------
-    async def api(self, command: str, *, check: bool = True) -> str:
-        """Run ``api <command>`` and return its output (the response body)."""
+    async def api(self, command: str, *, check: bool = True, timeout: float | None = None) -> str:
+        """Run ``api <command>`` and return its output (the response body).
+
+        ``api`` blocks the connection's reply queue until FreeSWITCH answers:
+        an ``api originate`` waits for the callee, so give it a ``timeout``
+        (or use :meth:`bgapi`, which returns a job at once).
+        """
         label = f"api {command.split(' ', 1)[0]}"
-        reply = await self._connection.send_command(cmd.api(command), label)
+        reply = await self._connection.send_command(
+            cmd.api(command), label, timeout=self._timeout(timeout)
+        )
         if not isinstance(reply, ApiResponse):
             text = reply.reply_text if isinstance(reply, CommandReply) else repr(reply)
             raise CommandError(label, text)
@@ -135,24 +164,37 @@ class ESLClient:
             raise CommandError(f"api {command}", reply.body.strip())
         return reply.body
 
-    async def bgapi(self, command: str, *, check: bool = True) -> str:
+    async def bgapi(self, command: str, *, check: bool = True, timeout: float | None = None) -> str:
         """Run ``bgapi <command>`` and return the BACKGROUND_JOB result body.
 
         The Job-UUID is chosen here and registered before the command is
         written, so the job's event cannot arrive before anyone waits for it.
+        ``timeout`` covers the command and the job; a job that times out
+        keeps running in FreeSWITCH.
         """
-        event = await self.bgapi_event(command)
+        event = await self.bgapi_event(command, timeout=timeout)
         body = event.body or ""
         if check and _is_error(body):
             raise CommandError(f"bgapi {command}", body.strip())
         return body
 
-    async def bgapi_event(self, command: str) -> Event:
+    async def bgapi_event(self, command: str, *, timeout: float | None = None) -> Event:
         """Like :meth:`bgapi` but returns the whole BACKGROUND_JOB event.
 
         With FreeSWITCH-side filters in place (:meth:`filter`), the job's own
         ``Job-UUID`` is let through by a filter of its own while it runs.
         """
+        limit = self._timeout(timeout)
+        if limit is None or limit == math.inf:
+            return await self._bgapi_event(command)
+        if limit < 0:
+            raise ValueError("timeout must not be negative")
+        with anyio.move_on_after(limit) as scope:
+            return await self._bgapi_event(command)
+        assert scope.cancelled_caught
+        raise OperationTimeout(f"bgapi {command.split(' ', 1)[0]}", limit)
+
+    async def _bgapi_event(self, command: str) -> Event:
         job_uuid = str(uuid_module.uuid4())
         data = cmd.bgapi(command, job_uuid)  # refused here, before anything is sent
         await self._ensure_background_jobs()
@@ -161,7 +203,11 @@ class ESLClient:
         job = self._connection.expect_job(job_uuid)
         try:
             await filters.ensure("Job-UUID", job_uuid)
-            await self._send_checked(data, f"bgapi {command.split(' ', 1)[0]}")
+            await self._send_checked(
+                data,
+                f"bgapi {command.split(' ', 1)[0]}",
+                timeout=math.inf,  # bgapi_event's own timeout covers the command and the job
+            )
             return await self._connection.wait_job(job_uuid, job)
         finally:
             self._connection.forget_job(job_uuid)
@@ -228,9 +274,13 @@ class ESLClient:
         name: str,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
         body: str | bytes | None = None,
+        *,
+        timeout: float | None = None,
     ) -> str:
         """Fire an event into FreeSWITCH; returns the new event's uuid."""
-        reply = await self._send_checked(cmd.sendevent(name, headers, body), f"sendevent {name}")
+        reply = await self._send_checked(
+            cmd.sendevent(name, headers, body), f"sendevent {name}", timeout=timeout
+        )
         return reply.reply_text.removeprefix("+OK").strip()
 
     async def sendmsg(
@@ -239,8 +289,11 @@ class ESLClient:
         *,
         uuid: str | None = None,
         body: str | bytes | None = None,
+        timeout: float | None = None,
     ) -> CommandReply:
-        return await self._send_checked(cmd.sendmsg(headers, uuid=uuid, body=body), "sendmsg")
+        return await self._send_checked(
+            cmd.sendmsg(headers, uuid=uuid, body=body), "sendmsg", timeout=timeout
+        )
 
     # --- local subscriptions and handlers ------------------------------------
     async def _ensure_switch_events(self, names: Iterable[str]) -> None:
@@ -313,17 +366,30 @@ class ESLClient:
         *,
         concurrent: bool = False,
         max_concurrent: int = 1000,
+        max_buffer: int = 10_000,
+        overflow: Overflow = Overflow.ERROR,
     ) -> HandlerRegistration:
         """Run ``handler(event)`` for every event named ``name`` (or ``ALL``).
 
         The handler runs inside the connection's task group and ends with it;
         an exception in it is logged and the connection carries on. With
         ``concurrent=True`` calls overlap (at most ``max_concurrent`` at once,
-        served by a pool of workers, not a task per event). Call
+        served by a pool of workers, not a task per event). Up to
+        ``max_buffer`` events wait for the handler; past that ``overflow``
+        decides (``ERROR``: the handler is stopped and the error logged;
+        ``DROP_OLDEST``: the oldest waiting event is dropped and counted in
+        ``registration.dropped``). The connection never waits for a handler,
+        so a handler may await commands on its own connection. Leaving the
+        connection drops the events not yet handed to the handler. Call
         :meth:`events` (or use :meth:`subscribe`) to have FreeSWITCH send them.
         """
         if not name or "\n" in name:
             raise LocalProtocolError(f"invalid event name {name!r}")
         return self._connection.run_handler(
-            [name], handler, concurrent=concurrent, max_concurrent=max_concurrent
+            [name],
+            handler,
+            concurrent=concurrent,
+            max_concurrent=max_concurrent,
+            max_buffer=max_buffer,
+            overflow=overflow,
         )

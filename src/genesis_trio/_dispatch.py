@@ -1,11 +1,13 @@
 """Running event handlers: one pool of workers per connection.
 
-Every handler registered on a connection shares one queue and one elastic
-pool of worker tasks. A handler that never suspends is served by the same
-long-lived worker event after event, with no task switch and no task
-creation per event; a handler that suspends makes the pool grow (up to its
-bound) so it never holds up other events. Each registration has its own
-concurrency limit: 1 keeps its events strictly in order.
+Every handler registered on a connection shares one elastic pool of worker
+tasks. A handler that never suspends is served by the same long-lived worker
+event after event, with no task switch and no task creation per event; a
+handler that suspends makes the pool grow (up to its bound) so it never holds
+up other events. Each registration has its own bounded buffer with its own
+overflow policy, and its own concurrency limit: 1 keeps its events strictly
+in order. The reader only ever appends to a buffer: it never waits for a
+handler, so a handler may await a command on its own connection.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from ._subscription import Overflow, SubscriptionOverflow, checked_overflow
 from ._util import logger
 from .protocol import Event
 
@@ -27,17 +30,27 @@ EventHandler = Callable[[Event], Awaitable[object] | object]
 
 
 class HandlerRegistration:
-    """A handler's place in a connection's routing table; ``close()`` removes it."""
+    """A handler's place in a connection's routing table; ``close()`` removes it.
+
+    ``dropped`` counts events discarded by ``Overflow.DROP_OLDEST``; ``error``
+    holds the :class:`SubscriptionOverflow` that stopped it under
+    ``Overflow.ERROR``.
+    """
 
     __slots__ = (
         "_on_close",
         "_pool",
-        "backlog",
         "closed",
+        "dropped",
+        "error",
         "handler",
         "matches",
+        "max_buffer",
         "max_concurrent",
+        "overflow",
+        "queue",
         "running",
+        "scheduled",
     )
 
     def __init__(
@@ -46,95 +59,110 @@ class HandlerRegistration:
         handler: EventHandler,
         *,
         max_concurrent: int,
+        max_buffer: int = 10_000,
+        overflow: Overflow = Overflow.ERROR,
         matches: Callable[[Event], bool] | None = None,
         on_close: Callable[[HandlerRegistration], None] | None = None,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
+        if max_buffer < 1:
+            raise ValueError("max_buffer must be at least 1")
         self._pool = pool
         self.handler = handler
         self.max_concurrent = max_concurrent
+        self.max_buffer = max_buffer
+        self.overflow = checked_overflow(overflow)
         self.matches = matches
         self.running = 0
-        self.backlog: deque[Event] = deque()
+        self.scheduled = 0  # places in the pool's ready queue
+        self.queue: deque[Event] = deque()
+        self.dropped = 0
+        self.error: SubscriptionOverflow | None = None
         self.closed = False
         self._on_close = on_close
 
     # The reader treats registrations like subscriptions.
-    def deliver(self, event: Event) -> bool:
-        return True if self.closed else self._pool.submit(self, event)
+    def deliver(self, event: Event) -> None:
+        if self.closed or self.error is not None:
+            return
+        queue = self.queue
+        if len(queue) >= self.max_buffer:
+            if self.overflow is Overflow.DROP_OLDEST:
+                queue.popleft()
+                self.dropped += 1
+            else:
+                self._overflowed()
+                return
+        queue.append(event)
+        self._pool.schedule(self)
 
-    async def wait_for_room(self) -> None:
-        await self._pool.wait_for_room()
+    def _overflowed(self) -> None:
+        self.error = SubscriptionOverflow(
+            f"handler {self.handler!r} fell {self.max_buffer} events behind and was stopped; "
+            "raise max_buffer, use Overflow.DROP_OLDEST or hand work to a task"
+        )
+        logger.error("%s", self.error)
+        # The reader is iterating the route lists: the entry stays, inert, until close().
+        self.queue.clear()
 
     def fail(self, error: BaseException) -> None:
-        """Nothing to fail: already queued events still reach the handler."""
+        """The connection is gone: calls not started yet are dropped."""
+        self.queue.clear()
 
     def end(self) -> None:
-        """Nothing to end: already queued events still reach the handler."""
+        """The connection was closed: calls not started yet are dropped."""
+        self.queue.clear()
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        self._pool.forget(self)
+        self.queue.clear()
         if self._on_close is not None:
             self._on_close(self)
 
 
 class HandlerPool:
-    """One queue of (handler, event) and the workers that drain it."""
+    """The workers that run every registration's queued calls."""
 
-    def __init__(
-        self, task_group: anyio.abc.TaskGroup, *, max_workers: int = 1000, max_buffer: int = 10_000
-    ) -> None:
+    def __init__(self, task_group: anyio.abc.TaskGroup, *, max_workers: int = 1000) -> None:
         self._task_group = task_group
         self._max_workers = max(1, max_workers)
-        self._max_buffer = max(1, max_buffer)
-        self._queue: deque[tuple[HandlerRegistration, Event]] = deque()
-        self._outstanding = 0  # queued plus backlogged: what max_buffer bounds
-        self._ready: anyio.Event | None = None
-        self._room: anyio.Event | None = None
+        # One entry per call a worker may start now (bounded by max_concurrent).
+        self._ready: deque[HandlerRegistration] = deque()
+        self._wakeup: anyio.Event | None = None
         self._workers = 0
         self._idle = 0
         self._closed = False
 
     # --- reader side ------------------------------------------------------------
-    def submit(self, registration: HandlerRegistration, event: Event) -> bool:
-        """Queue a call; False means the reader must wait for room first."""
+    def schedule(self, registration: HandlerRegistration) -> None:
+        """A call was queued: make sure a worker will take it. Never waits."""
         if self._closed:
-            return True
-        if self._outstanding >= self._max_buffer:
-            return False
-        self._queue.append((registration, event))
-        self._outstanding += 1
+            registration.queue.clear()
+            return
+        if registration.running + registration.scheduled >= registration.max_concurrent:
+            return  # its running calls take queued events in order when they finish
+        registration.scheduled += 1
+        self._ready.append(registration)
         if self._workers == 0:
             self._spawn()
-        ready = self._ready
-        if ready is not None:
-            self._ready = None
-            ready.set()
-        return True
-
-    async def wait_for_room(self) -> None:
-        while self._outstanding >= self._max_buffer and not self._closed:
-            room = self._room
-            if room is None:
-                room = self._room = anyio.Event()
-            await room.wait()
-
-    def forget(self, registration: HandlerRegistration) -> None:
-        self._outstanding -= len(registration.backlog)
-        registration.backlog.clear()
-        self._wake_reader()
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
 
     def close(self) -> None:
-        """No new calls; workers finish what is queued, then exit."""
+        """No new calls: queued ones are dropped, running ones finish or are cancelled."""
         self._closed = True
-        for event in (self._ready, self._room):
-            if event is not None:
-                event.set()
-        self._ready = self._room = None
+        for registration in self._ready:
+            registration.queue.clear()
+        self._ready.clear()
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
 
     # --- workers ------------------------------------------------------------------
     def _spawn(self) -> None:
@@ -142,58 +170,43 @@ class HandlerPool:
         self._idle += 1  # ready from now on, even before it first runs
         self._task_group.start_soon(self._work, name="esl-handler-worker")
 
-    def _wake_reader(self) -> None:
-        room = self._room
-        if room is not None and self._outstanding < self._max_buffer:
-            self._room = None
-            room.set()
-
-    async def _next(self) -> tuple[HandlerRegistration, Event] | None:
-        queue = self._queue
-        while not queue:
+    async def _next(self) -> HandlerRegistration | None:
+        ready = self._ready
+        while not ready:
             if self._closed:
                 return None
-            ready = self._ready
-            if ready is None:
-                ready = self._ready = anyio.Event()
-            await ready.wait()
-        return queue.popleft()
+            wakeup = self._wakeup
+            if wakeup is None:
+                wakeup = self._wakeup = anyio.Event()
+            await wakeup.wait()
+        return ready.popleft()
 
     async def _work(self) -> None:
         try:
             while True:
-                item = await self._next()
-                if item is None:
+                registration = await self._next()
+                if registration is None:
                     return
-                registration, event = item
-                if registration.closed:
-                    self._outstanding -= 1
-                    self._wake_reader()
-                    continue
-                if registration.running >= registration.max_concurrent:
-                    # Its running calls will take it from the backlog, in order.
-                    registration.backlog.append(event)
+                registration.scheduled -= 1
+                if registration.closed or not registration.queue:
                     continue
                 self._idle -= 1
                 if self._idle == 0 and self._workers < self._max_workers:
                     self._spawn()
-                await self._run(registration, event)
+                await self._run(registration)
                 if self._idle > 1:
                     return  # enough workers are waiting already: retire
                 self._idle += 1
         finally:
             self._workers -= 1
 
-    async def _run(self, registration: HandlerRegistration, event: Event) -> None:
+    async def _run(self, registration: HandlerRegistration) -> None:
         registration.running += 1
         try:
-            while True:
-                self._outstanding -= 1
-                self._wake_reader()
-                await call_handler(registration.handler, event)
-                if not registration.backlog or registration.closed:
-                    return
-                event = registration.backlog.popleft()
+            queue = registration.queue
+            # Closing the pool or the registration clears the queue: nothing more starts.
+            while queue:
+                await call_handler(registration.handler, queue.popleft())
         finally:
             registration.running -= 1
 

@@ -41,6 +41,8 @@ class Inbound(ESLClient):
         *,
         user: str | None = None,
         timeout: float = 5.0,
+        command_timeout: float | None = None,
+        write_timeout: float | None = 30.0,
         max_frame_size: int | None = None,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
@@ -55,6 +57,8 @@ class Inbound(ESLClient):
         self._password = password
         self._user = user
         self.timeout = timeout
+        self.command_timeout = command_timeout
+        self.write_timeout = write_timeout
         self._max_frame_size = max_frame_size
         self._exit_stack: AsyncExitStack | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -92,7 +96,9 @@ class Inbound(ESLClient):
             ) from None
         except OSError as exc:
             raise ConnectionLost(f"cannot connect to {self.host}:{self.port}: {exc}") from None
-        self._connection = ESLConnection(stream, max_frame_size=self._max_frame_size)
+        self._connection = ESLConnection(
+            stream, max_frame_size=self._max_frame_size, write_timeout=self.write_timeout
+        )
         if self._telemetry is not None:
             self._telemetry.attach(self._connection)
         self._connection.start(task_group)

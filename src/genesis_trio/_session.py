@@ -192,13 +192,13 @@ class Session(ESLClient):
         """Let the dialplan continue after the socket closes (``resume``)."""
         await self._send_checked(cmd.resume(), "resume")
 
-    async def bgapi_event(self, command: str) -> Event:
+    async def bgapi_event(self, command: str, *, timeout: float | None = None) -> Event:
         if self._myevents:
             raise ChannelError(
                 "BACKGROUND_JOB events never reach a myevents session: use api(), "
                 "or an Inbound connection for bgapi"
             )
-        return await super().bgapi_event(command)
+        return await super().bgapi_event(command, timeout=timeout)
 
     # --- call control (the session's channel) ---------------------------------------------
     @overload

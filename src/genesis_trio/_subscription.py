@@ -1,8 +1,14 @@
-"""Bounded per-subscriber event buffers with an explicit overflow policy."""
+"""Bounded per-subscriber event buffers with an explicit overflow policy.
+
+The connection's reader delivers into these synchronously and never waits
+for room: a full buffer applies its own policy and the reader moves on, so
+replies, job results and channel state always get through.
+"""
 
 from __future__ import annotations
 
 import enum
+import warnings
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
@@ -18,22 +24,41 @@ T = TypeVar("T")
 
 
 class Overflow(enum.Enum):
-    """What happens when a subscriber's buffer is full.
+    """What happens when a subscriber's (or a handler's) buffer is full.
 
-    ``ERROR`` (default): the subscription is closed; the subscriber receives
-    everything buffered, then :class:`SubscriptionOverflow`. Nothing is lost
-    silently and memory stays bounded.
+    The connection's reader never waits for a consumer, so every policy
+    decides at once:
+
+    ``ERROR`` (default): the subscription ends; the subscriber receives
+    everything buffered, then :class:`SubscriptionOverflow`. A handler
+    registration stops running its handler and logs the error. Nothing is
+    lost silently and memory stays bounded.
     ``DROP_OLDEST``: the oldest buffered item is discarded and counted in
-    :attr:`Subscription.dropped` (for dashboards that only want the latest).
-    ``BLOCK``: the connection's reader waits for room, pushing back on
-    FreeSWITCH through TCP. Replies to commands wait behind it too, so a
-    subscriber that awaits a command on the same connection while its buffer is
-    full deadlocks; use it only for pure consumers.
+    ``dropped`` (for dashboards that only want the latest).
+    ``BLOCK``: deprecated; behaves as ``ERROR``. It used to make the reader
+    wait for room, which stalled replies behind a slow consumer (a handler
+    awaiting a command on its own connection deadlocked). Pushing back
+    through TCP was never lossless either: FreeSWITCH queues what we do not
+    read, drops events once its queue is full and drops the connection after
+    500 lost events.
     """
 
     ERROR = "error"
     DROP_OLDEST = "drop_oldest"
     BLOCK = "block"
+
+
+def checked_overflow(overflow: Overflow) -> Overflow:
+    """The policy actually applied: ``BLOCK`` warns and becomes ``ERROR``."""
+    if overflow is Overflow.BLOCK:
+        warnings.warn(
+            "Overflow.BLOCK is deprecated and behaves as Overflow.ERROR: the reader never "
+            "waits for a consumer (raise max_buffer, or use DROP_OLDEST)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return Overflow.ERROR
+    return overflow
 
 
 class SubscriptionOverflow(GenesisError):
@@ -59,27 +84,24 @@ class Subscription(Generic[T]):
             raise ValueError("max_buffer must be at least 1")
         self.matches = matches
         self.max_buffer = max_buffer
-        self.overflow = overflow
+        self.overflow = checked_overflow(overflow)
         self.dropped = 0
         self._items: deque[T] = deque()
         self._waiter: anyio.Event | None = None
-        self._room: anyio.Event | None = None
         self._error: BaseException | None = None
         self._closed = False
         self._on_close = on_close
 
     # --- reader side -------------------------------------------------------
-    def deliver(self, item: T) -> bool:
-        """Queue an item; False means the reader must wait for room (BLOCK)."""
+    def deliver(self, item: T) -> None:
+        """Queue an item, applying the overflow policy when full. Never waits."""
         if self._closed or self._error is not None:
-            return True
+            return
         items = self._items
         if len(items) >= self.max_buffer:
             if self.overflow is Overflow.DROP_OLDEST:
                 items.popleft()
                 self.dropped += 1
-            elif self.overflow is Overflow.BLOCK:
-                return False
             else:
                 self.fail(
                     SubscriptionOverflow(
@@ -87,44 +109,37 @@ class Subscription(Generic[T]):
                         "raise max_buffer or choose another Overflow policy"
                     )
                 )
-                return True
+                return
         items.append(item)
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
             waiter.set()
-        return True
-
-    async def wait_for_room(self) -> None:
-        while len(self._items) >= self.max_buffer and not self._closed and self._error is None:
-            room = self._room = anyio.Event()
-            await room.wait()
 
     def fail(self, error: BaseException) -> None:
         """End the subscription: buffered items first, then ``error``."""
         if self._error is None:
             self._error = error
-        self._wake_all()
+        self._wake()
 
-    def _wake_all(self) -> None:
-        for event in (self._waiter, self._room):
-            if event is not None:
-                event.set()
-        self._waiter = self._room = None
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
 
     # --- subscriber side ---------------------------------------------------
     async def receive(self) -> T:
+        """The next item; after the buffer drains, the error that ended the subscription.
+
+        Raises :class:`anyio.ClosedResourceError` once :meth:`close` was called.
+        """
         while True:
             if self._closed:
                 raise anyio.ClosedResourceError
             items = self._items
             if items:
-                item = items.popleft()
-                room = self._room
-                if room is not None:
-                    self._room = None
-                    room.set()
-                return item
+                return items.popleft()
             if self._error is not None:
                 raise self._error
             # Receivers share one wake-up event: a pool of workers may wait together.
@@ -134,7 +149,14 @@ class Subscription(Generic[T]):
             await waiter.wait()
 
     def receive_nowait(self) -> T | None:
-        """The next buffered item, or None if nothing is buffered."""
+        """The next buffered item, or None if nothing is buffered yet.
+
+        Like :meth:`receive`, it raises the error that ended the subscription
+        once the buffer is empty, and :class:`anyio.ClosedResourceError`
+        after :meth:`close`.
+        """
+        if self._closed:
+            raise anyio.ClosedResourceError
         if self._items:
             return self._items.popleft()
         if self._error is not None:
@@ -148,12 +170,7 @@ class Subscription(Generic[T]):
         items = self._items
         if items and not self._closed:
             # Fast path, no extra coroutine: an event is already buffered.
-            item = items.popleft()
-            room = self._room
-            if room is not None:
-                self._room = None
-                room.set()
-            return item
+            return items.popleft()
         try:
             return await self.receive()
         except anyio.ClosedResourceError:
@@ -166,16 +183,22 @@ class Subscription(Generic[T]):
     _closing_cleanly = False
 
     def end(self) -> None:
-        """End iteration cleanly after the buffered items (the connection was closed by us)."""
-        self._closing_cleanly = True
-        self.fail(ConnectionLost("connection closed"))
+        """End iteration cleanly after the buffered items.
+
+        Used when we closed the connection ourselves (``exit``) and when a
+        channel's own events are over; anything the peer initiates fails the
+        subscription with :class:`ConnectionLost` instead.
+        """
+        if self._error is None:
+            self._closing_cleanly = True
+            self.fail(ConnectionLost("connection closed"))
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._items.clear()
-        self._wake_all()
+        self._wake()
         if self._on_close is not None:
             self._on_close(self)
 
