@@ -18,7 +18,7 @@ from ._exceptions import CommandError, LocalProtocolError
 from ._filters import SwitchFilters
 from ._outcome import OperationTimeout
 from ._stream import ESLConnection, EventHandler, Reply
-from ._subscription import Overflow, Subscription
+from ._subscription import Overflow, Subscription, checked_overflow
 from ._util import redact_command
 from .protocol import ApiResponse, CommandReply, Event, EventFormat, LogData
 from .protocol import commands as cmd
@@ -331,6 +331,7 @@ class ESLClient:
         ``request=False`` only listens to what the connection already receives.
         """
         keys = list(names) or [ALL]
+        overflow = checked_overflow(overflow, stacklevel=4)  # user -> __aenter__ -> here
         matches = None
         if uuid is not None and ALL not in keys:
             # A channel's events are routed by its uuid: the names then narrow them down.
@@ -391,5 +392,5 @@ class ESLClient:
             concurrent=concurrent,
             max_concurrent=max_concurrent,
             max_buffer=max_buffer,
-            overflow=overflow,
+            overflow=checked_overflow(overflow),
         )

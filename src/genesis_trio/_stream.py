@@ -156,15 +156,16 @@ class ESLConnection:
 
         Shielded with its own deadline: it runs during cancellation too.
         """
-        with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = anyio.current_time() + grace
+        with anyio.CancelScope(shield=True):
             if send_exit and self.is_open and not self._closing:
                 self._closing = True
-                try:
-                    await self.send_command(cmd.exit(), "exit")
-                    await self._reader_done.wait()
-                except ConnectionLost:
-                    pass
+                # The grace bounds only the goodbye: the stream is closed below in any case.
+                with anyio.move_on_after(grace):
+                    try:
+                        await self.send_command(cmd.exit(), "exit")
+                        await self._reader_done.wait()
+                    except ConnectionLost:
+                        pass
             self._closing = True
             self._finish(ConnectionLost("connection closed"), clean=True)
             await self._stream.aclose()

@@ -48,14 +48,18 @@ class Overflow(enum.Enum):
     BLOCK = "block"
 
 
-def checked_overflow(overflow: Overflow) -> Overflow:
-    """The policy actually applied: ``BLOCK`` warns and becomes ``ERROR``."""
+def checked_overflow(overflow: Overflow, *, stacklevel: int = 3) -> Overflow:
+    """The policy actually applied: ``BLOCK`` warns and becomes ``ERROR``.
+
+    ``stacklevel`` counts from here to the user's call (public entry points
+    convert first, so the warning points at the user's line).
+    """
     if overflow is Overflow.BLOCK:
         warnings.warn(
             "Overflow.BLOCK is deprecated and behaves as Overflow.ERROR: the reader never "
             "waits for a consumer (raise max_buffer, or use DROP_OLDEST)",
             DeprecationWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         return Overflow.ERROR
     return overflow

@@ -4,8 +4,8 @@ from a cancelled scope, and a lost command never reports less than how far it go
 
 from __future__ import annotations
 
+import contextlib
 import re
-import warnings
 
 import anyio
 import anyio.lowlevel
@@ -166,10 +166,11 @@ async def test_overflow_block_is_deprecated_and_never_stalls_the_connection(
         with pytest.warns(DeprecationWarning, match="BLOCK"):
             registration = client.on("CUSTOM", lambda event: None, overflow=Overflow.BLOCK)
         assert registration.overflow is Overflow.ERROR
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            subscription = client.subscribe("block::t", max_buffer=1, overflow=Overflow.BLOCK)
-        async with subscription as events:
+        async with contextlib.AsyncExitStack() as stack:
+            with pytest.warns(DeprecationWarning, match="BLOCK"):
+                events = await stack.enter_async_context(
+                    client.subscribe("block::t", max_buffer=1, overflow=Overflow.BLOCK)
+                )
             with anyio.fail_after(20):
                 await fake.blast(burst(fake, "block::t", 3))
                 assert (await client.api("echo alive")).strip() == "alive"
@@ -185,10 +186,11 @@ async def test_receive_nowait_leaves_no_stalled_reader_and_raises_after_close(
     fake: FakeFreeSWITCH,
 ) -> None:
     async with connect(fake) as client:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            subscription = client.subscribe("nowait::t", max_buffer=1, overflow=Overflow.BLOCK)
-        async with subscription as events:
+        async with contextlib.AsyncExitStack() as stack:
+            with pytest.warns(DeprecationWarning, match="BLOCK"):
+                events = await stack.enter_async_context(
+                    client.subscribe("nowait::t", max_buffer=1, overflow=Overflow.BLOCK)
+                )
             with anyio.fail_after(20):
                 await fake.blast(burst(fake, "nowait::t", 2))
                 # The old reader waited for room on the second event; receive_nowait freed
