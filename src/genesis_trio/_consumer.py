@@ -15,10 +15,10 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from . import tracing
-from ._exceptions import ConnectionLost, ConnectTimeout
+from ._exceptions import ConnectionLost, ConnectTimeout, LocalProtocolError
 from ._inbound import Inbound
 from ._util import logger
-from .protocol import Event, EventFormat
+from .protocol import Event, EventFormat, commands
 
 __all__ = ["Consumer", "filtrate"]
 
@@ -78,6 +78,16 @@ def filtrate(key: str, value: str | None = None, regex: bool = False) -> Callabl
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _switch_can_filter(header: str, value: str) -> bool:
+    # A filter FreeSWITCH cannot be given exactly (an empty value, a keyword header)
+    # stays a local filter only.
+    try:
+        commands.filter(header, value)
+    except LocalProtocolError:
+        return False
+    return True
 
 
 class Consumer:
@@ -154,7 +164,7 @@ class Consumer:
                 exact = [
                     (f.key, f.value)
                     for f in getattr(handler, "__genesis_filters__", ())
-                    if f.value is not None and not f.regex
+                    if f.value is not None and not f.regex and _switch_can_filter(f.key, f.value)
                 ]
                 if not exact:
                     return []

@@ -302,3 +302,29 @@ async def test_a_raw_multi_leg_originate_is_parsed_like_freeswitch(fake: FakeFre
         assert leg.variables.get("a") == "1"
         assert leg.variables.get("b") == "2"
         assert "c" not in leg.variables
+
+
+@pytest.mark.trio
+async def test_a_filtrate_the_switch_cannot_take_stays_local(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    from genesis_trio import Consumer
+
+    app = Consumer(fake.host, fake.port)
+    seen: list[str] = []
+    done = trio.Event()
+
+    @app.handle("x::y")
+    @filtrate("X-Empty", "")
+    async def on_empty(event: Event) -> None:
+        seen.append(event.get("X-Empty") or "")
+        done.set()
+
+    async with trio.open_nursery() as nursery:
+        client: Inbound = await nursery.start(app.serve)
+        assert not any(line.startswith("filter X-Empty") for line in fake.commands_received)
+        await client.sendevent("CUSTOM", [("Event-Subclass", "x::y"), ("X-Empty", "")])
+        with trio.fail_after(10):
+            await done.wait()
+        nursery.cancel_scope.cancel()
+    assert seen == [""]
