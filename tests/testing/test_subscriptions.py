@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from genesis_trio import Inbound
 from genesis_trio.protocol import CommandReply, Event
 from genesis_trio.testing import FakeFreeSWITCH
 
@@ -163,3 +164,19 @@ async def test_events_wait_for_the_reply_of_a_running_command(fake: FakeFreeSWIT
 async def _fire_then_reply(fake: FakeFreeSWITCH) -> str:
     await fake.emit(fake.build_event("HEARTBEAT"))
     return "+OK fired\n"
+
+
+async def test_a_percent_escape_in_a_value_survives_only_in_json_as_on_the_real_switch(
+    fake: FakeFreeSWITCH,
+) -> None:
+    """The fake's half of tests/real/test_inbound.py's test of the same name."""
+    subclass, value = "genesis::percent", "100% off %41"
+    seen: dict[str, str | None] = {}
+    async with Inbound(fake.host, fake.port) as sender:
+        for event_format in ("plain", "json", "xml"):
+            async with Inbound(fake.host, fake.port) as listener:
+                await listener.events("CUSTOM", subclass, event_format=event_format)
+                async with listener.subscribe(subclass, request=False) as events:
+                    await sender.sendevent("CUSTOM", {"Event-Subclass": subclass, "X-Value": value})
+                    seen[event_format] = (await events.receive()).get("X-Value")
+    assert seen == {"json": value, "plain": "100% off A", "xml": "100% off A"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
 
 __all__ = ["url_decode", "url_encode"]
@@ -15,10 +16,30 @@ _ENCODE_TABLE = {
 }
 
 
+# switch_url_encode (switch_utils.c, double_encode off) leaves a '%' that is followed by two
+# upper-case hex digits as it is, taking it for an escape already made. So a value holding
+# "%41" reaches a plain or xml listener as "A": FreeSWITCH's encoding is lossy there, and the
+# fake must be lossy the same way.
+_KEPT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+
+
 def url_encode(value: str) -> str:
-    """Encode a header value as FreeSWITCH writes it in plain events."""
+    """Encode a header value exactly as FreeSWITCH writes it in plain and xml events.
+
+    Like FreeSWITCH, an existing ``%XX`` (upper-case hex) is kept as it is, so such a value
+    does not survive the round trip: ``url_decode(url_encode("%41")) == "A"``.
+    """
     table = _ENCODE_TABLE
-    return "".join([table[byte] for byte in value.encode("utf-8")])
+    if "%" not in value:
+        return "".join([table[byte] for byte in value.encode("utf-8")])
+    pieces: list[str] = []
+    start = 0
+    for kept in _KEPT_ESCAPE.finditer(value):
+        pieces.extend(table[byte] for byte in value[start : kept.start()].encode("utf-8"))
+        pieces.append(kept.group())
+        start = kept.end()
+    pieces.extend(table[byte] for byte in value[start:].encode("utf-8"))
+    return "".join(pieces)
 
 
 def url_decode(value: str) -> str:
