@@ -80,6 +80,10 @@ class Outbound:
         self._meter_provider = meter_provider
         self.address: tuple[str, int] | None = None
         self.sessions: set[Session] = set()
+        self.draining = False
+        self._accepting: anyio.CancelScope | None = None
+        self._calls_scope: anyio.CancelScope | None = None
+        self._stopped = anyio.Event()
 
     def __repr__(self) -> str:
         where = self.address or (self.host, self.port)
@@ -89,15 +93,54 @@ class Outbound:
         self, *, task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Listen and serve until cancelled; ``task_status.started`` gets the bound (host, port)."""
-        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
-        async with listener:
-            bound = listener.extra(SocketAttribute.local_address)
-            assert isinstance(bound, tuple)
-            self.address = (str(bound[0]), int(bound[1]))
-            logger.info("outbound server listening on %s:%s", *self.address)
+        self.draining = False
+        self._stopped = anyio.Event()
+        try:
             async with anyio.create_task_group() as connections:
-                task_status.started(self.address)
-                await listener.serve(self._handle_connection, task_group=connections)
+                self._calls_scope = connections.cancel_scope
+                with anyio.CancelScope() as accepting:
+                    self._accepting = accepting
+                    listener = await anyio.create_tcp_listener(
+                        local_host=self.host, local_port=self.port
+                    )
+                    async with listener:
+                        bound = listener.extra(SocketAttribute.local_address)
+                        assert isinstance(bound, tuple)
+                        self.address = (str(bound[0]), int(bound[1]))
+                        logger.info("outbound server listening on %s:%s", *self.address)
+                        task_status.started(self.address)
+                        await listener.serve(self._handle_connection, task_group=connections)
+                # Draining: the listener is closed, the calls in flight carry on.
+        finally:
+            self._accepting = None
+            self._stopped.set()
+
+    @property
+    def listening(self) -> bool:
+        """Whether new calls are accepted: listening and not draining (readiness)."""
+        return self._accepting is not None and self.address is not None and not self.draining
+
+    async def drain(self, grace: float = 30.0) -> bool:
+        """Stop accepting, let the live calls finish for ``grace`` seconds, then cancel them.
+
+        A cancelled call still closes its session properly (``exit``). Returns
+        True when every call ended on its own (a clean drain). :meth:`serve`
+        returns once the last call is gone.
+        """
+        self.draining = True
+        if self._accepting is not None:
+            self._accepting.cancel()
+        if self._stopped.is_set() or self._calls_scope is None:
+            return True
+        with anyio.move_on_after(grace):
+            await self._stopped.wait()
+            return True
+        logger.warning(
+            "drain timeout after %.1f s: cancelling %d live call(s)", grace, len(self.sessions)
+        )
+        self._calls_scope.cancel()
+        await self._stopped.wait()
+        return False
 
     async def run(self) -> None:
         """Serve until cancelled (``trio.run(app.run)``)."""

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import sys
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import trio
 
+from ._run import CLIError, report_user_error, run_until_signal
 from ._telemetry import configure_from_environment
 
-
-class CLIError(Exception):
-    """A problem with what the user asked the CLI to run."""
+__all__ = ["CLIError", "find_app", "run_app"]
 
 
 def _load_module(target: str) -> ModuleType:
@@ -54,43 +55,67 @@ def find_app(target: str, kind: type[Any], name: str | None) -> Any:
     return found[0]
 
 
-def _run_app_once(
-    command: str, path: str, app_name: str | None, host: str, port: int, password: str | None
-) -> None:
+def _run_app_once(args: argparse.Namespace) -> int:
     configure_from_environment()
-    if command == "consumer":
+    if args.command == "consumer":
         from .._consumer import Consumer
 
-        consumer = find_app(path, Consumer, app_name)
-        consumer.host, consumer.port = host, port
-        if password is not None:
-            consumer.password = password
-        trio.run(consumer.run)
-        return
+        consumer = find_app(args.path, Consumer, args.app)
+        consumer.host, consumer.port = args.host, args.port
+        if args.password is not None:
+            consumer.password = args.password
+        running = trio.CancelScope()
+
+        async def consume() -> None:
+            with running:
+                await consumer.run()
+
+        return trio.run(run_until_signal, consume, partial(_stop_consumer, consumer, running))
     import genesis_trio
 
     outbound_type = genesis_trio.__dict__.get("Outbound")
     if outbound_type is None:
         raise CLIError("this build of genesis_trio has no Outbound server")
-    outbound = find_app(path, outbound_type, app_name)
-    outbound.host, outbound.port = host, port
-    trio.run(outbound.run)
+    outbound = find_app(args.path, outbound_type, args.app)
+    outbound.host, outbound.port = args.host, args.port
+    return trio.run(run_until_signal, outbound.serve, partial(_drain, outbound, args.drain_timeout))
+
+
+async def _stop_consumer(consumer: Any, running: trio.CancelScope) -> int:
+    """Unsubscribe (so the switch stops queueing events for us), then stop."""
+    client = consumer.client
+    if client is not None:
+        # A switch that is gone or slow must not hold the exit up.
+        with trio.move_on_after(2), contextlib.suppress(Exception):
+            await client.noevents()
+    running.cancel()
+    return 0
+
+
+async def _drain(outbound: Any, grace: float) -> int:
+    clean = await outbound.drain(grace)
+    return 0 if clean else 1
+
+
+def _run_in_child(args: argparse.Namespace) -> None:
+    sys.exit(_run_app_once(args))
 
 
 def run_app(args: argparse.Namespace) -> int:
-    password = getattr(args, "password", None)
-    call_args = (args.command, args.path, args.app, args.host, args.port, password)
     try:
         if args.reload:
-            import watchfiles
+            try:
+                import watchfiles
+            except ImportError:
+                raise CLIError("--reload needs watchfiles: install genesis-trio[reload]") from None
 
             watch_root = Path(args.path).resolve()
             watch_dir = watch_root.parent if watch_root.is_file() else Path.cwd()
             # A fresh process per change: no stale module state, nothing half-reloaded.
-            watchfiles.run_process(watch_dir, target=_run_app_once, args=call_args)
-        else:
-            _run_app_once(*call_args)
-    except CLIError as exc:
-        print(f"genesis-trio: {exc}", file=sys.stderr)
-        return 2
-    return 0
+            watchfiles.run_process(watch_dir, target=_run_in_child, args=(args,))
+            return 0
+        return _run_app_once(args)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        return report_user_error(args.command, exc)

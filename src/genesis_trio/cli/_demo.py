@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trio
@@ -11,6 +12,7 @@ import trio
 from .. import Channel, Event, Inbound
 from ..protocol import EventFormat
 from ..testing import Destination, FakeFreeSWITCH
+from ._run import run_until_signal
 
 
 def _say(text: str) -> None:
@@ -145,7 +147,15 @@ def run_demo(
     target: DemoTarget | None = None,
 ) -> int:
     exporter = _install_sdk() if show_trace else None
-    trio.run(_call_flow, event_format, target or DemoTarget())
+    status = trio.run(
+        partial(
+            run_until_signal,
+            partial(_call_flow, event_format, target or DemoTarget()),
+            interrupted_status=130,
+        )
+    )
+    if status:
+        return status
     if exporter is not None:
         from ..tracing import format_span_tree
 

@@ -11,13 +11,14 @@ import dataclasses
 import fnmatch
 import itertools
 import random
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
 from ..testing import Destination, FakeChannel, FakeFreeSWITCH
+from ._run import report_user_error, run_until_signal
 
 __all__ = ["FakeSwitchOptions", "parse_address", "parse_dtmf", "run_fake_switch"]
 
@@ -182,7 +183,6 @@ async def serve_fake_switch(
 
 def run_fake_switch(options: FakeSwitchOptions) -> int:
     try:
-        return trio.run(serve_fake_switch, options)
-    except OSError as exc:
-        print(f"genesis-trio fake-switch: {exc}", file=sys.stderr)
-        return 1
+        return trio.run(run_until_signal, partial(serve_fake_switch, options))
+    except Exception as exc:
+        return report_user_error("fake-switch", exc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,9 +16,38 @@ from typing import Any
 from .. import __version__
 
 
-def _add_connection_options(parser: argparse.ArgumentParser, *, port: int) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="FreeSWITCH host (default %(default)s)")
-    parser.add_argument("--port", type=int, default=port, help="port (default %(default)s)")
+def _env(name: str, default: str | None) -> str | None:
+    """Flag > environment > default: the environment only changes the default."""
+    return os.environ.get(name) or default
+
+
+def _add_connection_options(
+    parser: argparse.ArgumentParser, *, port: int, env_prefix: str | None = None
+) -> None:
+    host_env = f"{env_prefix}_HOST" if env_prefix else None
+    port_env = f"{env_prefix}_PORT" if env_prefix else None
+    parser.add_argument(
+        "--host",
+        default=_env(host_env, "127.0.0.1") if host_env else "127.0.0.1",
+        help=f"host (default %(default)s{'; env ' + host_env if host_env else ''})",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        # argparse converts a string default with ``type``: a bad variable is refused too.
+        default=_env(port_env, str(port)) if port_env else port,
+        help=f"port (default %(default)s{'; env ' + port_env if port_env else ''})",
+    )
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError(f"not a port number: {text}")
+    return value
 
 
 _FAKE_SWITCH_DESCRIPTION = """\
@@ -148,9 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"genesis-trio {__version__}")
     parser.add_argument(
         "--log-level",
-        default="warning",
+        type=str.lower,
+        default=_env("ESL_LOG_LEVEL", "warning"),
         choices=["debug", "info", "warning", "error"],
-        help="logging level (default %(default)s)",
+        help="logging level (default %(default)s; env ESL_LOG_LEVEL)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -183,17 +214,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     consumer = commands.add_parser("consumer", help="run a Consumer app from a Python file")
     consumer.add_argument("path", help="a .py file or module path holding a Consumer")
-    consumer.add_argument("--app", help="the Consumer's variable name (found if omitted)")
-    _add_connection_options(consumer, port=8021)
-    consumer.add_argument("--password", default=None, help="ESL password (default: the app's)")
+    consumer.add_argument(
+        "--app",
+        default=_env("ESL_APP_NAME", None),
+        help="the Consumer's variable name (found if omitted; env ESL_APP_NAME)",
+    )
+    _add_connection_options(consumer, port=8021, env_prefix="ESL")
+    consumer.add_argument(
+        "--password",
+        default=_env("ESL_PASSWORD", None),
+        help="ESL password (default: the app's; env ESL_PASSWORD)",
+    )
     consumer.add_argument("--reload", action="store_true", help="restart when files change")
 
     outbound = commands.add_parser("outbound", help="run an Outbound app from a Python file")
     outbound.add_argument("path", help="a .py file or module path holding an Outbound")
-    outbound.add_argument("--app", help="the Outbound's variable name (found if omitted)")
-    _add_connection_options(outbound, port=8084)
+    outbound.add_argument(
+        "--app",
+        default=_env("ESL_APP_NAME", None),
+        help="the Outbound's variable name (found if omitted; env ESL_APP_NAME)",
+    )
+    _add_connection_options(outbound, port=8084, env_prefix="ESL_APP")
+    outbound.add_argument(
+        "--drain-timeout",
+        type=_positive(float),
+        default=_env("ESL_DRAIN_TIMEOUT", "30"),
+        metavar="S",
+        help="on SIGTERM/SIGINT, seconds live calls get to finish before they are cancelled "
+        "(default %(default)s; env ESL_DRAIN_TIMEOUT)",
+    )
     outbound.add_argument("--reload", action="store_true", help="restart when files change")
     return parser
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -233,8 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._apps import run_app
 
         return run_app(args)
-    except KeyboardInterrupt:
-        return 130
+    except BaseException as exc:
+        # Ctrl-C before trio took the signal over (imports, start-up): no traceback.
+        if all(isinstance(leaf, KeyboardInterrupt) for leaf in _leaves(exc)):
+            return 130
+        raise
 
 
 if __name__ == "__main__":
