@@ -15,7 +15,7 @@ from . import tracing
 from ._exceptions import ChannelHangup, GenesisError
 from ._session import Session
 from ._stream import ESLConnection
-from ._util import logger
+from ._util import current_call_uuid, logger
 from .protocol import EventFormat
 
 __all__ = ["Outbound", "OutboundHandler"]
@@ -211,6 +211,7 @@ class Outbound:
         except (GenesisError, TimeoutError) as exc:
             logger.warning("outbound session setup failed: %s", exc)
             return
+        token = current_call_uuid.set(session.uuid if session.connected else None)
         try:
             await self.handler(session)
         except* ChannelHangup as hangups:
@@ -223,3 +224,5 @@ class Outbound:
             uuid = session.uuid if session.connected else "unknown"
             for failure in failures.exceptions:
                 logger.error("outbound handler failed for call %s", uuid, exc_info=failure)
+        finally:
+            current_call_uuid.reset(token)

@@ -6,8 +6,13 @@ import inspect
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 logger = logging.getLogger("genesis_trio")
+
+# The uuid of the call the current task works for (an outbound session's handler and the
+# tasks it starts), so that log lines can name the call without every call site passing it.
+current_call_uuid: ContextVar[str | None] = ContextVar("genesis_trio_call_uuid", default=None)
 
 
 @contextmanager

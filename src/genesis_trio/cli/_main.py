@@ -7,13 +7,14 @@ the library itself only ever uses the API.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import __version__
+from ._logging import configure_logging
+from ._run import CLIError, report_user_error
 
 
 def _env(name: str, default: str | None) -> str | None:
@@ -183,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="logging level (default %(default)s; env ESL_LOG_LEVEL)",
     )
+    parser.add_argument(
+        "--log-format",
+        type=str.lower,
+        default=_env("ESL_LOG_FORMAT", "text"),
+        choices=["text", "json"],
+        help="log lines as text or one JSON object each (default %(default)s; env ESL_LOG_FORMAT)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -254,11 +262,17 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # argparse checks ``choices`` on what the user typed, not on a default from the environment.
+    if args.log_level not in ("debug", "info", "warning", "error"):
+        parser.error(f"ESL_LOG_LEVEL: invalid level {args.log_level!r}")
+    if args.log_format not in ("text", "json"):
+        parser.error(f"ESL_LOG_FORMAT: invalid format {args.log_format!r}")
+    try:
+        configure_logging(args.log_level, args.log_format)
+    except CLIError as exc:
+        return report_user_error(args.command, exc)
     try:
         if args.command == "demo":
             from ._demo import DemoTarget, run_demo
