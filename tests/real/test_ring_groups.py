@@ -13,6 +13,7 @@ import trio
 
 from genesis_trio import (
     Channel,
+    ChannelHangup,
     ChannelState,
     Event,
     InMemoryLoadBalancer,
@@ -231,3 +232,52 @@ async def test_a_ring_group_answered_leg_can_be_bridged_to_a_caller(
                 finally:
                     await agent.hangup()
             await watch.assert_all_gone(6)
+
+
+async def test_a_caller_hanging_up_in_line_leaves_the_queue(freeswitch: RealSwitch) -> None:
+    """``slot(channel=...)``: a waiting caller who hangs up leaves the line at once with
+    ChannelHangup; a holder who hangs up frees the slot (its block is cancelled)."""
+    queue = Queue()
+    queue_id = "hang-ups"
+    async with watch_calls(freeswitch) as watch, freeswitch.inbound() as client:
+        with trio.fail_after(DEADLINE):
+            async with (
+                placed_call(client, "9002", watch) as holder,
+                placed_call(client, "9002", watch) as waiter,
+            ):
+                holding = trio.Event()
+                waiter_left = trio.Event()
+                outcomes: dict[str, ChannelHangup] = {}
+
+                async def hold() -> None:
+                    try:
+                        async with queue.slot(queue_id, channel=holder):
+                            holding.set()
+                            await trio.sleep_forever()
+                    except ChannelHangup as exc:
+                        outcomes["holder"] = exc
+
+                async def wait_in_line() -> None:
+                    try:
+                        async with queue.slot(queue_id, channel=waiter):
+                            raise AssertionError("a hung-up caller got the slot")
+                    except ChannelHangup as exc:
+                        outcomes["waiter"] = exc
+                        waiter_left.set()
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(hold)
+                    await holding.wait()
+                    nursery.start_soon(wait_in_line)
+                    while await queue.depth(queue_id) < 1:  # noqa: ASYNC110 - no event for this
+                        await trio.sleep(0.01)
+                    # The caller in line hangs up: on the switch, not through our client.
+                    await watch.client.api(f"uuid_kill {waiter.uuid} NORMAL_CLEARING")
+                    await waiter_left.wait()
+                    assert await queue.depth(queue_id) == 0
+                    assert await queue.in_use(queue_id) == 1
+                    await watch.client.api(f"uuid_kill {holder.uuid} NORMAL_CLEARING")
+                assert await queue.in_use(queue_id) == 0
+                assert outcomes["waiter"].uuid == waiter.uuid
+                assert outcomes["holder"].uuid == holder.uuid
+            await watch.assert_all_gone(4)
