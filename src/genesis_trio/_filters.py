@@ -135,8 +135,15 @@ class SwitchFilters:
             self._library[key] = count
             return
         self._library.pop(key, None)
-        if key in self._installed and key not in self._user and self.connection.is_open:
+        if key in self._user:
+            return
+        if key in self._installed and self.connection.is_open:
+            # Deleting it from the switch forgets its spelling too.
             self.connection.start_soon(self._sync_quietly, name="filter release")
+        elif key not in self._installed:
+            # Never on the switch (the user has no filters): nothing to delete, but the
+            # spelling must go, or every call and job leaves one behind for good.
+            self._spelling.pop(key, None)
 
     async def ensure(self, header: str, value: str) -> None:
         """Return once a held filter is on the switch, if the switch filters at all."""

@@ -58,3 +58,24 @@ async def test_ended_calls_leave_no_trace_parent_behind(
         assert len(calls) == 0
         # The read-only memory of ended calls stays at its bound.
         assert len(calls._ended) <= 256
+
+
+async def test_calls_and_jobs_leave_no_filter_bookkeeping_behind(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Every channel and bgapi job holds an exact filter while it runs; with no user
+    # filter nothing reaches the switch, and the spelling of each used to stay.
+    fake.add_destination("user/1000", Destination(answer_after=0))
+    async with Inbound(fake.host, fake.port) as client:
+        for _ in range(20):
+            await _one_call(client)
+        await trio.testing.wait_all_tasks_blocked()
+        filters = client._filters
+        assert (len(filters._library), len(filters._spelling)) == (0, 0)
+        # With a user filter the library's filters go to the switch and come back off.
+        await client.filter("Event-Name", "HEARTBEAT")
+        for _ in range(20):
+            await _one_call(client)
+        await trio.testing.wait_all_tasks_blocked()
+        assert client.switch_filters == [("Event-Name", "HEARTBEAT")]
+        assert (len(filters._library), len(filters._spelling)) == (0, 1)
