@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -69,7 +70,8 @@ async def cli_process(
     *args: str, env: Mapping[str, str] | None = None
 ) -> AsyncIterator[CLIProcess]:
     """Run ``genesis-trio ARGS`` for the block; killed at the end if still running."""
-    environment = {**os.environ, **(env or {})}
+    # The ops endpoints default to port 8000: tests that want them pass a free port.
+    environment = {**os.environ, "ESL_OPS_PORT": "0", **(env or {})}
     async with trio.open_nursery() as nursery:
         process: trio.Process = await nursery.start(
             partial(
@@ -99,3 +101,10 @@ def listening_address(match: re.Match[str]) -> tuple[str, int]:
 
 
 OUTBOUND_LISTENING = r"outbound server listening on (\S+):(\d+)"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for options where 0 means "off")."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

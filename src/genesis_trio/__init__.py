@@ -48,6 +48,8 @@ from .queue import (
 
 __version__ = "0.1.0"
 
+from .ops import OpsServer, prometheus_meter_provider
+
 __all__ = [
     "ApiResponse",
     "AuthenticationError",
@@ -76,6 +78,7 @@ __all__ = [
     "LocalProtocolError",
     "LogData",
     "OperationTimeout",
+    "OpsServer",
     "OriginateError",
     "Outbound",
     "Outcome",
@@ -98,6 +101,7 @@ __all__ = [
     "SubscriptionOverflow",
     "__version__",
     "filtrate",
+    "prometheus_meter_provider",
 ]
 
 publish(globals())

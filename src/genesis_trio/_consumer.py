@@ -171,6 +171,11 @@ class Consumer:
                 pairs.extend(exact[:1])
         return list(dict.fromkeys(pairs))
 
+    @property
+    def subscribed(self) -> bool:
+        """Connected, authenticated and subscribed (False while reconnecting)."""
+        return self._ready.is_set() and self.client is not None
+
     async def wait_ready(self) -> Inbound:
         """Wait until the consumer is connected and subscribed; returns its client.
 

@@ -6,7 +6,9 @@ import argparse
 import contextlib
 import importlib
 import importlib.util
+import logging
 import sys
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +20,8 @@ from ._run import CLIError, report_user_error, run_until_signal
 from ._telemetry import configure_from_environment
 
 __all__ = ["CLIError", "find_app", "run_app"]
+
+logger = logging.getLogger("genesis_trio.cli")
 
 
 def _load_module(target: str) -> ModuleType:
@@ -56,7 +60,10 @@ def find_app(target: str, kind: type[Any], name: str | None) -> Any:
 
 
 def _run_app_once(args: argparse.Namespace) -> int:
-    configure_from_environment()
+    ops_port: int = args.ops_port
+    if ops_port:
+        _require_ops_extra()
+    configure_from_environment(prometheus=bool(ops_port))
     if args.command == "consumer":
         from .._consumer import Consumer
 
@@ -64,11 +71,12 @@ def _run_app_once(args: argparse.Namespace) -> int:
         consumer.host, consumer.port = args.host, args.port
         if args.password is not None:
             consumer.password = args.password
+        ops = _ops_server(args, consumer, ready_window=args.ready_window)
         running = trio.CancelScope()
 
         async def consume() -> None:
             with running:
-                await consumer.run()
+                await _with_ops(ops, consumer.run)
 
         return trio.run(run_until_signal, consume, partial(_stop_consumer, consumer, running))
     import genesis_trio
@@ -78,7 +86,40 @@ def _run_app_once(args: argparse.Namespace) -> int:
         raise CLIError("this build of genesis_trio has no Outbound server")
     outbound = find_app(args.path, outbound_type, args.app)
     outbound.host, outbound.port = args.host, args.port
-    return trio.run(run_until_signal, outbound.serve, partial(_drain, outbound, args.drain_timeout))
+    ops = _ops_server(args, outbound)
+    return trio.run(
+        run_until_signal,
+        partial(_with_ops, ops, outbound.serve),
+        partial(_drain, outbound, args.drain_timeout),
+    )
+
+
+def _require_ops_extra() -> None:
+    try:
+        import hypercorn  # noqa: F401
+        import opentelemetry.exporter.prometheus  # noqa: F401
+    except ImportError:
+        raise CLIError("the ops endpoints need genesis-trio[ops] (or pass --ops-port 0)") from None
+
+
+def _ops_server(args: argparse.Namespace, app: Any, **options: Any) -> Any:
+    if not args.ops_port:
+        return None
+    from ..ops import OpsServer
+
+    return OpsServer(app, args.ops_host, args.ops_port, **options)
+
+
+async def _with_ops(ops: Any, serve: Callable[[], Awaitable[object]]) -> None:
+    """Run ``serve``; the ops endpoints live exactly as long, in the same task group."""
+    if ops is None:
+        await serve()
+        return
+    async with trio.open_nursery() as nursery:
+        host, port = await nursery.start(ops.serve)
+        logger.info("ops endpoints on http://%s:%s (/health, /ready, /metrics)", host, port)
+        await serve()
+        nursery.cancel_scope.cancel()
 
 
 async def _stop_consumer(consumer: Any, running: trio.CancelScope) -> int:

@@ -41,6 +41,23 @@ def _add_connection_options(
     )
 
 
+def _add_ops_options(parser: argparse.ArgumentParser) -> None:
+    ops = parser.add_argument_group("operations endpoints (/health, /ready, /metrics)")
+    ops.add_argument(
+        "--ops-port",
+        type=_port,
+        default=_env("ESL_OPS_PORT", "8000"),
+        metavar="N",
+        help="HTTP port of the ops endpoints, 0 = off (default %(default)s; env ESL_OPS_PORT)",
+    )
+    ops.add_argument(
+        "--ops-host",
+        default=_env("ESL_OPS_HOST", "127.0.0.1"),
+        metavar="H",
+        help="where they listen (default %(default)s; env ESL_OPS_HOST)",
+    )
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -233,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("ESL_PASSWORD", None),
         help="ESL password (default: the app's; env ESL_PASSWORD)",
     )
+    _add_ops_options(consumer)
+    consumer.add_argument(
+        "--ready-window",
+        type=_positive(float),
+        default=_env("ESL_READY_WINDOW", "30"),
+        metavar="S",
+        help="/ready needs an event (HEARTBEAT: every 20 s) within S seconds "
+        "(default %(default)s; env ESL_READY_WINDOW)",
+    )
     consumer.add_argument("--reload", action="store_true", help="restart when files change")
 
     outbound = commands.add_parser("outbound", help="run an Outbound app from a Python file")
@@ -251,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM/SIGINT, seconds live calls get to finish before they are cancelled "
         "(default %(default)s; env ESL_DRAIN_TIMEOUT)",
     )
+    _add_ops_options(outbound)
     outbound.add_argument("--reload", action="store_true", help="restart when files change")
     return parser
 

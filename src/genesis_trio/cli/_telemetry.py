@@ -8,7 +8,7 @@ import os
 logger = logging.getLogger("genesis_trio.cli")
 
 
-def configure_from_environment() -> bool:
+def configure_from_environment(*, prometheus: bool = False) -> bool:
     """Install an OTLP/HTTP exporter when OTEL_EXPORTER_OTLP_*ENDPOINT is set.
 
     Returns whether an SDK provider was installed. Needs the ``otel`` extra
@@ -24,8 +24,31 @@ def configure_from_environment() -> bool:
         os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
     )
+    if prometheus:
+        # /metrics reads this provider; OTLP (when asked for) exports the same instruments.
+        from ..ops import prometheus_meter_provider
+
+        readers: list[object] = []
+        if wants_metrics:
+            try:
+                from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                    OTLPMetricExporter,
+                )
+                from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+                readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+            except ImportError:
+                logger.warning("OTLP metrics need genesis-trio[otel]; serving /metrics only")
+        from opentelemetry import metrics
+        from opentelemetry.sdk.resources import Resource
+
+        resource = Resource.create(
+            {"service.name": os.environ.get("OTEL_SERVICE_NAME", "genesis-trio")}
+        )
+        metrics.set_meter_provider(prometheus_meter_provider(*readers, resource=resource))
+        wants_metrics = False
     if not (wants_traces or wants_metrics):
-        return False
+        return prometheus
     try:
         from opentelemetry import metrics, trace
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter

@@ -1,0 +1,123 @@
+"""``/health``, ``/ready``, ``/metrics`` of a running ``genesis-trio consumer|outbound``."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from cli_process import OUTBOUND_LISTENING, cli_process, free_port, listening_address
+from genesis_trio.testing import FakeFreeSWITCH
+
+pytestmark = pytest.mark.trio
+
+CONSUMER_APP = """\
+from genesis_trio import Consumer, Event
+
+app = Consumer(reconnect=True, max_backoff=0.5)
+
+@app.handle("CHANNEL_ANSWER")
+async def answered(event: Event) -> None:
+    pass
+"""
+
+OUTBOUND_APP = """\
+from genesis_trio import Outbound, Session
+
+async def handler(session: Session) -> None:
+    await session.channel.answer()
+    print("answered", flush=True)
+    await session.channel.wait("CHANNEL_HANGUP")
+
+app = Outbound(handler)
+"""
+
+
+async def status_of(client: httpx.AsyncClient, path: str) -> int:
+    return (await client.get(path)).status_code
+
+
+async def wait_for_status(client: httpx.AsyncClient, path: str, status: int) -> None:
+    """Readiness is polled, as a probe does: no event says when it changed."""
+    with trio.fail_after(60):
+        while await status_of(client, path) != status:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+
+
+async def heartbeat_until_ready(fake: FakeFreeSWITCH, client: httpx.AsyncClient) -> None:
+    with trio.fail_after(60):
+        while True:
+            fake.fire(fake.build_event("HEARTBEAT"))
+            if await status_of(client, "/ready") == 200:
+                return
+            await trio.sleep(0.05)
+
+
+async def test_consumer_outage_and_return(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(CONSUMER_APP)
+    ops_port = free_port()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}") as client:
+        first = FakeFreeSWITCH()
+        async with trio.open_nursery() as switch:
+            await switch.start(first.serve)
+            env = {"ESL_PORT": str(first.port), "ESL_OPS_PORT": str(ops_port)}
+            app = str(tmp_path / "app.py")
+            async with cli_process("--log-level", "info", "consumer", app, env=env) as cli:
+                await cli.wait_for_line("ops endpoints on")
+                assert await status_of(client, "/health") == 200
+                await heartbeat_until_ready(first, client)
+                metrics = (await client.get("/metrics")).text
+                assert "genesis_events_received" in metrics
+                assert "HEARTBEAT" in metrics
+
+                switch.cancel_scope.cancel()  # FreeSWITCH is gone
+                await wait_for_status(client, "/ready", 503)
+                assert (await client.get("/ready")).json() == {"status": "not ready"}
+                assert await status_of(client, "/health") == 200
+
+                # It comes back on the same port: the consumer reconnects, readiness returns.
+                second = FakeFreeSWITCH(port=first.port)
+                async with trio.open_nursery() as again:
+                    await again.start(second.serve)
+                    await heartbeat_until_ready(second, client)
+                    cli.signal(signal.SIGTERM)
+                    assert await cli.wait() == 0
+                    again.cancel_scope.cancel()
+
+
+async def test_outbound_ready_until_it_drains_and_metrics_count_the_call(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(OUTBOUND_APP)
+    ops_port = free_port()
+    async with (
+        FakeFreeSWITCH().running() as fake,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}") as client,
+        cli_process(
+            "--log-level", "info", "outbound", str(tmp_path / "app.py"), "--port", "0",
+            "--ops-port", str(ops_port),
+        ) as cli,
+    ):  # fmt: skip
+        address = listening_address(await cli.wait_for_line(OUTBOUND_LISTENING))
+        await wait_for_status(client, "/ready", 200)
+        channel = await fake.call_socket(address)
+        await cli.wait_for_line("answered", stream="stdout")
+        metrics = (await client.get("/metrics")).text
+        assert "genesis_commands_sent" in metrics
+        cli.signal(signal.SIGTERM)
+        # Draining with a live call: not ready (no new calls), healthy.
+        await wait_for_status(client, "/ready", 503)
+        assert await status_of(client, "/health") == 200
+        channel.request_hangup()
+        assert await cli.wait() == 0
+
+
+async def test_ops_port_in_use_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(OUTBOUND_APP)
+    async with FakeFreeSWITCH().running() as fake:
+        args = ("outbound", str(tmp_path / "app.py"), "--port", "0", "--ops-port", str(fake.port))
+        async with cli_process(*args) as cli:
+            assert await cli.wait() == 1
+    assert len(cli.stderr_lines) == 1, cli.output
+    assert "in use" in cli.stderr_lines[0]
