@@ -33,7 +33,7 @@ async def wait_for_command(fake: FakeFreeSWITCH, prefix: str) -> None:
             await anyio.lowlevel.checkpoint()
 
 
-@pytest.mark.parametrize("listen", ["subscribe", "events"])
+@pytest.mark.parametrize("listen", ["subscribe", "events", "bgapi first"])
 async def test_bgapi_returns_after_a_user_filter(fake: FakeFreeSWITCH, listen: str) -> None:
     """The review's reproduction: subscribe ALL, filter Event-Name, then bgapi hung forever."""
     async with connect(fake) as client:
@@ -43,7 +43,10 @@ async def test_bgapi_returns_after_a_user_filter(fake: FakeFreeSWITCH, listen: s
                 with anyio.fail_after(5):
                     assert "UP" in await client.bgapi("status")
         else:
-            await client.events()
+            if listen == "bgapi first":
+                assert "UP" in await client.bgapi("status")  # subscribes BACKGROUND_JOB
+            else:
+                await client.events()
             await client.filter("Event-Name", "CHANNEL_CREATE")
             with anyio.fail_after(5):
                 assert "UP" in await client.bgapi("status")
