@@ -172,6 +172,7 @@ class Channel:
         *,
         timeout: float | None = None,
         cleanup_timeout: float = 2.0,
+        cancel_cause: str | Callable[[], str] = "ORIGINATOR_CANCEL",
     ) -> Channel:
         """Originate a call and return its channel once the callee answers.
 
@@ -180,9 +181,14 @@ class Channel:
         first one. A failed originate raises :class:`OriginateError` whose
         ``cause`` is FreeSWITCH's (``USER_BUSY``, ``NO_ANSWER``,
         ``NO_ROUTE_DESTINATION``, ...). On ``timeout`` (:class:`TimeoutError`)
-        or cancellation the leg is hung up (``ORIGINATOR_CANCEL``) before the
-        exception continues.
+        or cancellation the leg is hung up with ``cancel_cause``
+        (``ORIGINATOR_CANCEL`` unless given) before the exception continues. A
+        callable is asked at that moment: a ring group passes its decision, so a
+        leg abandoned because another answered ends with ``LOSE_RACE`` even when
+        its ``CHANNEL_CREATE`` had not arrived yet.
         """
+        if not callable(cancel_cause) and _CAUSE.fullmatch(cancel_cause) is None:
+            raise LocalProtocolError(f"invalid hangup cause {cancel_cause!r}")
         from ._session import Session
 
         if isinstance(client, Session) and client.myevents_enabled:
@@ -201,13 +207,20 @@ class Channel:
         )
         try:
             with channel._operation(span, "originate", timeout):
-                await channel._originate(dict(variables or {}), span.trace_variables())
+                await channel._originate(
+                    dict(variables or {}), span.trace_variables(), cancel_cause
+                )
         except BaseException:
             channel._release()
             raise
         return channel
 
-    async def _originate(self, variables: dict[str, object], trace: Mapping[str, str]) -> None:
+    async def _originate(
+        self,
+        variables: dict[str, object],
+        trace: Mapping[str, str],
+        cancel_cause: str | Callable[[], str],
+    ) -> None:
         await self._ensure_events()
         merged: dict[str, object] = {**trace, **variables, "origination_uuid": self.uuid}
         assert self.dial_path is not None
@@ -215,7 +228,10 @@ class Channel:
         try:
             job = await self._client.bgapi_event(command)
         except anyio.get_cancelled_exc_class():
-            await self._abandon_originate()
+            cause = cancel_cause() if callable(cancel_cause) else cancel_cause
+            if _CAUSE.fullmatch(cause) is None:
+                cause = "ORIGINATOR_CANCEL"  # the leg must go whatever the callable said
+            await self._abandon_originate(cause)
             raise
         body = (job.body or "").strip()
         if not body.startswith("+OK"):
@@ -242,13 +258,13 @@ class Channel:
                 except GenesisError as exc:
                     logger.warning("could not hang up unexpected leg %s: %s", uuid, exc)
 
-    async def _abandon_originate(self) -> None:
+    async def _abandon_originate(self, cause: str) -> None:
         # The leg may not exist yet when we are cancelled: kill it as soon as it does.
         created = self._watch(lambda event: event.name == "CHANNEL_CREATE")
         try:
             with anyio.CancelScope(shield=True) as scope:
                 scope.deadline = anyio.current_time() + self.cleanup_timeout
-                kill = f"uuid_kill {self.uuid} ORIGINATOR_CANCEL"
+                kill = f"uuid_kill {self.uuid} {cause}"
                 reply = await self._client.api(kill, check=False)
                 if reply.startswith("-ERR") and "CHANNEL_CREATE" not in self._status.milestones:
                     await created.receive()

@@ -349,3 +349,40 @@ async def test_bad_variables_raise_one_error_not_a_group(
         with pytest.raises(ValueError, match="unbalanced"):
             await RingGroup.ring(client, ["user/1", "user/2"], variables={"x": "a}b"})
         assert fake.channel_history == ()
+
+
+# --- legs still being set up when the race is decided ------------------------------------
+
+
+async def test_a_leg_not_yet_created_when_another_answers_loses_the_race(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    # user/2 does not exist yet when user/1 answers, so the race cannot hang it up by
+    # uuid; Channel.create's own cleanup must use the race's cause.
+    fake.add_destination("user/1", Destination(answer_after=1))
+    fake.add_destination("user/2", Destination(answer_after=None, setup_after=1.5))
+    async with Inbound(fake.host, fake.port) as client:
+        answered = await RingGroup.ring(client, ["user/1", "user/2"], timeout=10)
+        assert answered is not None
+        assert causes(fake) == {"user/1": None, "user/2": "LOSE_RACE"}
+        await answered.hangup()
+
+
+async def test_a_leg_not_yet_created_at_the_deadline_gets_no_answer(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    fake.add_destination("user/2", Destination(answer_after=None, setup_after=5.5))
+    async with Inbound(fake.host, fake.port) as client:
+        assert await RingGroup.ring(client, ["user/2"], timeout=5) is None
+    assert causes(fake) == {"user/2": "NO_ANSWER"}
+
+
+async def test_cancel_cause_of_channel_create_is_checked_before_anything_is_sent(
+    fake: FakeFreeSWITCH,
+) -> None:
+    from genesis_trio import LocalProtocolError
+
+    async with Inbound(fake.host, fake.port) as client:
+        with pytest.raises(LocalProtocolError):
+            await Channel.create(client, "user/1", cancel_cause="NO ANSWER")
+    assert not fake.channel_history

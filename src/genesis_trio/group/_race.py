@@ -11,8 +11,9 @@ Losing legs are hung up with the causes FreeSWITCH's own multi-leg
 group: ``LOSE_RACE`` once another leg answered (sofia then sends ``Reason:
 SIP;cause=200;text="Call completed elsewhere"``, so phones log no missed
 call), ``NO_ANSWER`` when the deadline passed, and ``ORIGINATOR_CANCEL`` when
-the ring was cancelled or failed (that one comes from ``Channel.create``'s
-own cancellation path).
+the ring was cancelled or failed. A leg still being set up when the race is
+decided is hung up by ``Channel.create``'s cancellation path, with the same
+cause.
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ class Race:
             leg.dial_path,
             variables,
             cleanup_timeout=state.cleanup_timeout,
+            # A leg still being set up when the race is decided (its CHANNEL_CREATE not
+            # seen yet) is hung up by Channel.create itself: with the race's cause.
+            cancel_cause=self._abandon_cause,
         )
         leg.uuid = channel.uuid
         if self._decide(LOSE_RACE):
@@ -209,6 +213,9 @@ class Race:
             hold_count_until_hangup, balancer, dial_path, channel, counted, name="ring count"
         )
         await counted.wait()
+
+    def _abandon_cause(self) -> str:
+        return self._decided or ORIGINATOR_CANCEL
 
     def _decide(self, cause: str) -> bool:
         if self._decided is not None:

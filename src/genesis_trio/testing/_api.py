@@ -151,7 +151,7 @@ async def _originate(fake: FakeFreeSWITCH, argument: str) -> str:
         request = parse_originate(argument)
     except OriginateSyntaxError as error:
         return str(error)
-    channel = fake._create_channel(request)
+    channel = await fake._create_channel(request)
     if channel is None:
         return "-ERR NO_ROUTE_DESTINATION\n"
     failure = await channel.wait_originated()

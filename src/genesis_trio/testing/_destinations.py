@@ -36,6 +36,10 @@ class Destination:
     ``CHANNEL_ORIGINATE``) after its ``CHANNEL_ANSWER`` (or its early media, or its
     hangup, whichever comes first), as a real FreeSWITCH does for about one loopback
     call in 50: code that follows a channel must tolerate that order.
+
+    ``setup_after``: seconds the originate takes before the leg exists at all (no event,
+    ``uuid_kill`` answers ``-ERR No such channel``), as when FreeSWITCH's job thread is
+    slow to start or a SIP lookup takes time.
     """
 
     answer_after: float | None = 0.0
@@ -46,6 +50,7 @@ class Destination:
     dtmf_after: float = 1.0
     applications: Sequence[tuple[str, str]] | None = None
     create_late: bool = False
+    setup_after: float = 0.0
 
     def __post_init__(self) -> None:
         if self.applications is not None:
@@ -55,7 +60,7 @@ class Destination:
             )
         if any(digit not in "0123456789*#ABCDabcd" for digit in self.dtmf):
             raise ValueError(f"not DTMF digits: {self.dtmf!r}")
-        for name in ("answer_after", "hangup_after", "dtmf_after"):
+        for name in ("answer_after", "hangup_after", "dtmf_after", "setup_after"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must not be negative")

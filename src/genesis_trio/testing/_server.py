@@ -236,12 +236,14 @@ class FakeFreeSWITCH:
             extension = bundle_extension(number, request.variables, self.default_outbound_port)
         return Destination(applications=extension or ())
 
-    def _create_channel(self, request: OriginateRequest) -> FakeChannel | None:
+    async def _create_channel(self, request: OriginateRequest) -> FakeChannel | None:
         destination = self.destination_for(request.dial_path)
         if destination is None:
             destination = self._dialplan_destination(request)
         if destination is None:
             return None
+        if destination.setup_after:
+            await anyio.sleep(destination.setup_after)
         task_group = self._require_task_group()
         if destination.applications is not None:
             return self._create_loopback_pair(request, destination, task_group)
