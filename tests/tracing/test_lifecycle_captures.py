@@ -318,3 +318,35 @@ async def test_a_sampler_that_drops_everything_builds_no_spans(metrics: Metrics)
     # The lifecycle metrics do not depend on sampling.
     assert metrics.total("genesis.events.without_sip_call_id") == sum(EXPECTED_LIFECYCLE.values())
     assert metrics.total("genesis.channel.hangup.causes") == 4
+
+
+@pytest.mark.trio
+async def test_call_duration_and_q850_causes_are_recorded_per_hangup(
+    recorded: Recorded, metrics: Metrics
+) -> None:
+    await replay("plain", recorded, metrics)
+    durations = metrics.points("genesis.call.duration")
+    # One recording per CHANNEL_HANGUP_COMPLETE, labelled by direction and cause only.
+    assert (
+        sum(count for _, count in durations)
+        == EXPECTED_LIFECYCLE["freeswitch.channel.hangup_complete"]
+    )
+    for labels, _ in durations:
+        assert set(labels) == {"direction", "hangup.cause"}
+        assert labels["hangup.cause"] == "NORMAL_CLEARING"
+    assert metrics.points("genesis.channel.hangup.causes.q850") == [
+        ({"hangup.cause.q850": "16"}, 4.0)
+    ]
+    data = metrics.reader.get_metrics_data()
+    assert data is not None
+    bounds = {
+        metric.name: tuple(point.explicit_bounds)
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        for point in metric.data.data_points
+        if hasattr(point, "explicit_bounds")
+    }
+    # Seconds, not the SDK's millisecond-sized defaults.
+    assert bounds["genesis.call.duration"][:3] == (1.0, 5.0, 10.0)
+    assert bounds["genesis.commands.duration"][0] == 0.001

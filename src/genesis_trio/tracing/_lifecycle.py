@@ -202,6 +202,17 @@ class LifecycleProcessor:
         if duration is not None:
             attributes[n.CALL_DURATION] = duration
         finalized: Attributes = {n.HANGUP_CAUSE: cause}
+        instruments = self._instruments
+        if instruments is not None:
+            direction = headers.get("Call-Direction") or "unknown"
+            if duration is not None:
+                instruments.call_duration.record(
+                    duration, {"direction": direction, n.HANGUP_CAUSE: cause}
+                )
+            q850 = headers.get("variable_hangup_cause_q850") or ""
+            # A closed set of small numbers (Q.850 causes are 1..127); anything else is "unknown".
+            code = q850 if q850.isdigit() and int(q850) < 128 else "unknown"
+            instruments.hangup_causes_q850.add(1, {"hangup.cause.q850": code})
         self._span(
             n.FS_CHANNEL_HANGUP_COMPLETE,
             attributes,

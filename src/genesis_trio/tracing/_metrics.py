@@ -18,6 +18,12 @@ from ._providers import get_meter, meter_records
 
 __all__ = ["Instruments", "instruments_for"]
 
+# Bucket boundaries in seconds. The SDK's default boundaries (0, 5, 10, 25 ... 10000) suit
+# milliseconds; every duration here is in seconds.
+COMMAND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+OPERATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+CALL_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
+
 
 class Instruments:
     """Every instrument genesis_trio records into."""
@@ -44,6 +50,7 @@ class Instruments:
             n.METRIC_COMMANDS_DURATION,
             unit="s",
             description="Time from writing an ESL command to its reply",
+            explicit_bucket_boundaries_advisory=COMMAND_BUCKETS,
         )
         self.connections_active = meter.create_up_down_counter(
             n.METRIC_CONNECTIONS_ACTIVE, unit="{connection}", description="Open ESL connections"
@@ -70,6 +77,19 @@ class Instruments:
             n.METRIC_CHANNEL_OPERATION_DURATION,
             unit="s",
             description="Duration of channel operations",
+            explicit_bucket_boundaries_advisory=OPERATION_BUCKETS,
+        )
+        self.call_duration = meter.create_histogram(
+            n.METRIC_CALL_DURATION,
+            unit="s",
+            description="Channel lifetime from creation to hangup, by direction and hangup cause "
+            "(from CHANNEL_HANGUP_COMPLETE)",
+            explicit_bucket_boundaries_advisory=CALL_BUCKETS,
+        )
+        self.hangup_causes_q850 = meter.create_counter(
+            n.METRIC_HANGUP_CAUSES_Q850,
+            unit="{channel}",
+            description="Hangups by Q.850 cause code (from CHANNEL_HANGUP_COMPLETE)",
         )
         self.ring_group_results = meter.create_counter(
             n.METRIC_RING_GROUP_RESULTS,

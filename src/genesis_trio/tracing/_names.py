@@ -175,6 +175,8 @@ METRIC_DIALPLAN_APPLICATIONS: Final = "genesis.dialplan.applications"
 METRIC_CHANNEL_OPERATIONS: Final = "genesis.channel.operations"
 METRIC_CHANNEL_OPERATION_DURATION: Final = "genesis.channel.operation.duration"
 METRIC_RING_GROUP_RESULTS: Final = "genesis.ring_group.results"
+METRIC_CALL_DURATION: Final = "genesis.call.duration"
+METRIC_HANGUP_CAUSES_Q850: Final = "genesis.channel.hangup.causes.q850"
 
 # --- propagation -------------------------------------------------------------------
 # FreeSWITCH echoes a channel variable ``x`` on every event of that channel as
