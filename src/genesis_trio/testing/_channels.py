@@ -873,6 +873,19 @@ class FakeChannel:
     def enter_park(self) -> None:
         self._parked = True
         self.emit("CHANNEL_PARK")
+        self._notify_apps()
+
+    async def wait_parked(self) -> None:
+        """Wait until the channel is in park (the ``park`` or ``socket`` application's).
+
+        A test's way to know a call routed to an outbound app has settled, without
+        depending on the session seeing ``CHANNEL_PARK``: as on a real switch, that event
+        reaches the session only when its ``myevents`` came before the park.
+        """
+        while not self._parked:
+            if self._ended.is_set():
+                raise RuntimeError(f"channel {self.uuid} ended without parking")
+            await self._apps_changed.wait()
 
     async def park(self) -> str:
         """The ``park`` application: run queued messages until the channel leaves park.
