@@ -37,7 +37,10 @@ async def test_bridge_and_the_end_of_it(
         assert agent.bridged_to == customer.uuid
         assert customer.bridged_to == agent.uuid
         assert fake.channels[agent.uuid].bridged_to == customer.uuid
-        assert agent.state is ChannelState.EXCHANGE_MEDIA
+        # As on the real switch: the A leg bridges from CS_SOFT_EXECUTE (uuid_bridge's
+        # transfer); only the B leg enters CS_EXCHANGE_MEDIA.
+        assert agent.state is ChannelState.SOFT_EXECUTE
+        assert customer.state is ChannelState.EXCHANGE_MEDIA
         # Both legs left park for the bridge.
         assert not agent.parked
         assert not customer.parked

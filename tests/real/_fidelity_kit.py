@@ -84,6 +84,7 @@ _VOLATILE = re.compile(
           |rtp_.*|sip_.*|hold_accum_.*|playback_.*|record_.*|current_application_response
           |origination_caller_id_.*|DP_MATCH)
       | Channel-(Read|Write)-Codec-Bit-Rate | Session-Count | Max-Sessions | Up-Time
+      | Caller-Transfer-Source | variable_transfer_(source|history)
       | Session-Per-Sec.* | Idle-CPU | Heartbeat-Interval | Session-Since-Startup
       | Session-Peak-.* | FreeSWITCH-Version | Uptime-msec | Event-Info
     )$""",

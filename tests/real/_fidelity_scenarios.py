@@ -221,6 +221,19 @@ async def originate_variables(recorder: Recorder) -> None:
         await recorder.settle()
 
 
+async def bridge(recorder: Recorder) -> None:
+    """Two loopback calls bridged (uuid_bridge of their a-legs), then one hung up."""
+    async with recorder.inbound() as client:
+        await client.send("event plain ALL")
+        first = await Channel.create(client, "loopback/9002/default")
+        second = await Channel.create(client, "loopback/9007/default")
+        await recorder.wait_event("CHANNEL_PARK", second.uuid)
+        await client.api(f"uuid_bridge {first.uuid} {second.uuid}", check=False)
+        await recorder.wait_event("CHANNEL_BRIDGE")
+        await client.api(f"uuid_kill {second.uuid}")
+        await recorder.settle()
+
+
 async def call_no_route(recorder: Recorder) -> None:
     async with recorder.inbound() as client:
         await client.send("event plain ALL")
@@ -348,6 +361,7 @@ SCENARIOS: dict[str, Scenario] = {
         call_9003_early_media,
         call_9004_killed_while_ringing,
         call_9004_originate_timeout,
+        bridge,
         _call("9005", kill=False),
         call_busy_via_channel,
         call_no_route,

@@ -258,6 +258,10 @@ class FakeChannel:
         self.originate_error: str | None = None
         self._create_pending = False
         self._digits_dialed = ""
+        # A transfer (uuid_bridge's) gives the channel a new caller profile.
+        self._profile_index = 1
+        self._logical_direction = direction
+        self._transfer_source = ""
 
     # ------------------------------------------------------------------ views
 
@@ -366,7 +370,7 @@ class FakeChannel:
             headers += [
                 pair
                 for pair in other.caller_profile("Other-Leg-")
-                if pair[0] != "Other-Leg-Profile-Index"
+                if pair[0] not in ("Other-Leg-Profile-Index", "Other-Leg-Transfer-Source")
             ]
         headers += self.caller_profile()
         if variables:
@@ -431,7 +435,7 @@ class FakeChannel:
         )
         return [
             ("Caller-Direction", self.direction),
-            ("Caller-Logical-Direction", self.direction),
+            ("Caller-Logical-Direction", self._logical_direction),
             ("Caller-Dialplan", "xml"),
             ("Caller-Caller-ID-Name", shown_name),
             ("Caller-Caller-ID-Number", shown_number),
@@ -445,7 +449,8 @@ class FakeChannel:
             ("Caller-Source", _SOURCES.get(self.endpoint, f"mod_{self.endpoint}")),
             ("Caller-Context", self.context),
             ("Caller-Channel-Name", self.name),
-            ("Caller-Profile-Index", "1"),
+            ("Caller-Transfer-Source", self._transfer_source),
+            ("Caller-Profile-Index", str(self._profile_index)),
             ("Caller-Profile-Created-Time", str(self._created_us)),
             ("Caller-Channel-Created-Time", str(self._created_us)),
             ("Caller-Channel-Answered-Time", str(self._answered_us)),
@@ -472,10 +477,13 @@ class FakeChannel:
         after: Iterable[tuple[str, str]] = (),
         variables: bool = True,
         hangup_cause: bool = True,
+        site: str | None = None,
     ) -> None:
-        """Fire ``name`` with ``before`` + channel data (+ variables) + ``after``."""
+        """Fire ``name`` with ``before`` + channel data (+ variables) + ``after``
+        (``site``: a key of ``SITES`` other than the event's name)."""
         data = self.channel_data(variables=variables, hangup_cause=hangup_cause)
-        self._host.fire(self._factory.event(name, [*before, *data, *after]))
+        calling = SITES[site] if site is not None else None
+        self._host.fire(self._factory.event(name, [*before, *data, *after], site=calling))
 
     def _set_running_state(self, state: str) -> None:
         self._state_number = CHANNEL_STATE_NUMBERS[state]
@@ -1105,8 +1113,9 @@ class FakeChannel:
     async def bridge_with(self, other: FakeChannel) -> None:
         """``uuid_bridge self other``: both leave park, then this (A) leg fires CHANNEL_BRIDGE."""
         legs = (self, other)
-        for leg in legs:
+        for leg, peer, a_side in ((self, other, True), (other, self, False)):
             leg._bridging = True
+            leg._transfer(peer, a_side)
         try:
             await self.leave_park()
             await other.leave_park()
@@ -1117,22 +1126,64 @@ class FakeChannel:
         if self.hangup_cause is not None or other.hangup_cause is not None:
             return
         for leg, peer, a_side in ((self, other, True), (other, self, False)):
+            # The transfer's states: hibernate, reset, then soft-execute the bridge.
+            leg._set_running_state("CS_HIBERNATE")
+            leg._set_running_state("CS_RESET")
             leg._other_leg = peer
             leg._bridge_a_side = a_side
+            leg._set_running_state("CS_SOFT_EXECUTE")
             leg.variables["bridge_uuid"] = peer.uuid
             leg.variables["bridge_channel"] = peer.name
             leg.emit(
                 "CHANNEL_EXECUTE",
                 after=[("Application", "uuid_bridge"), ("Application-Data", peer.uuid)],
+                site="UUID_BRIDGE_EXECUTE",
             )
         self._bridge_partner = other
         other._bridge_partner = self
-        for leg in (self, other):
-            leg._set_running_state("CS_EXCHANGE_MEDIA")
+        stamp = local_stamp(self._factory.clock.now_us())
+        for leg, peer in legs, (other, self):
+            leg.variables["last_bridge_to"] = peer.uuid
+            leg.variables["signal_bond"] = peer.uuid
+            leg.variables["bridge_stamp"] = stamp
+        # The B side runs the media loop; the A side bridges from its soft-execute.
+        other._set_running_state("CS_CONSUME_MEDIA")
+        other._set_running_state("CS_EXCHANGE_MEDIA")
         self.emit(
             "CHANNEL_BRIDGE",
             before=[("Bridge-A-Unique-ID", self.uuid), ("Bridge-B-Unique-ID", other.uuid)],
+            site="BRIDGE",
         )
+
+    def _transfer(self, peer: FakeChannel, a_side: bool) -> None:
+        """uuid_bridge first transfers the leg: a new caller profile (its index, the
+        transfer source), the B side's dialplan hit forgotten, the original caller ID kept;
+        the park notices it in CS_HIBERNATE."""
+        shown_name, shown_number = self._shown_caller_id()
+        self.variables["original_destination_number"] = self.destination_number
+        if shown_name:
+            self.variables["original_caller_id_name"] = shown_name
+        self.variables["original_caller_id_number"] = shown_number
+        epoch = self._factory.clock.now_us() // 1_000_000
+        source = f"{epoch}:{self.uuid}:uuid_br:{peer.uuid}"
+        self._transfer_source = source
+        self.variables["transfer_source"] = source
+        self.variables["transfer_history"] = source
+        self._profile_index += 1
+        # The A side's new profile is an inbound one; each side knows the other from now on.
+        if a_side:
+            self._logical_direction = "inbound"
+        self._other_leg = peer
+        self._bridge_a_side = a_side
+        if not a_side:
+            self._hit_dialplan = False
+        self._state_number = CHANNEL_STATE_NUMBERS["CS_HIBERNATE"]
+
+    def _shown_caller_id(self) -> tuple[str, str]:
+        """The caller ID the channel shows (the callee's once the originate flipped it)."""
+        if self._cid_flipped:
+            return self._callee_name, self._callee_number
+        return self._caller_name, self._caller_number
 
     def _end_bridge(self) -> None:
         partner = self._bridge_partner
@@ -1141,10 +1192,24 @@ class FakeChannel:
         a_leg, b_leg = (self, partner) if self._bridge_a_side else (partner, self)
         self._bridge_partner = None
         partner._bridge_partner = None
+        if b_leg.hangup_cause is not None:
+            a_leg.variables["bridge_hangup_cause"] = b_leg.hangup_cause
+            a_leg.variables["last_bridge_hangup_cause"] = b_leg.hangup_cause
+        # What each side last sent the other as callee ID (a number stands in for a name).
+        a_leg.variables["last_sent_callee_id_name"] = b_leg._caller_name or b_leg._caller_number
+        a_leg.variables["last_sent_callee_id_number"] = b_leg._caller_number
+        name, number = a_leg._shown_caller_id()
+        b_leg.variables["last_sent_callee_id_name"] = name or number
+        b_leg.variables["last_sent_callee_id_number"] = number
+        b_leg.variables["last_bridge_role"] = "originatee"
         a_leg.emit(
             "CHANNEL_UNBRIDGE",
             before=[("Bridge-A-Unique-ID", a_leg.uuid), ("Bridge-B-Unique-ID", b_leg.uuid)],
+            site="BRIDGE",
         )
+        if a_leg.hangup_cause is None:
+            # The A side's bridge returns: back to executing (before its own hangup).
+            a_leg._set_running_state("CS_EXECUTE")
         for leg in (self, partner):
             leg._session_wakeup.set()
 
@@ -1260,12 +1325,7 @@ class FakeChannel:
             variables["last_app"] = self.last_application
             if self._last_application_data:
                 variables["last_arg"] = self._last_application_data
-        # The caller ID the channel shows (the callee's once the originate flipped it).
-        name, number = (
-            (self._callee_name, self._callee_number)
-            if self._cid_flipped
-            else (self._caller_name, self._caller_number)
-        )
+        name, number = self._shown_caller_id()
         variables["caller_id"] = f'"{name}" <{number}>' if name else number
 
         def since_created(moment: int) -> int:

@@ -76,6 +76,8 @@ SITES: dict[str, CallingSite] = {
     "CUSTOM": CallingSite("switch_event.c", "switch_event_fire_detailed", 2087),
     "CODEC_READ": CallingSite("switch_core_codec.c", "switch_core_session_set_read_codec", 300),
     "CODEC_WRITE": CallingSite("switch_core_codec.c", "switch_core_session_set_write_codec", 471),
+    "UUID_BRIDGE_EXECUTE": CallingSite("switch_ivr_bridge.c", "uuid_bridge_on_soft_execute", 1),
+    "BRIDGE": CallingSite("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", 1),
     "PRIVATE_COMMAND": CallingSite("switch_ivr.c", "switch_ivr_parse_next_event", 1),
     "DTMF": CallingSite("switch_channel.c", "switch_channel_dequeue_dtmf", 511),
 }

@@ -51,6 +51,8 @@ class OutboundSocket(Connection):
         # An outbound socket needs no auth: it is the switch that connected.
         self.authenticated = True
         self.connected = anyio.Event()
+        self.first_command_after_connect = anyio.Event()
+        self.commands_handled = 0
         self.closed = anyio.Event()
         self.linger: int | None = None  # None: no linger; -1: until exit; else seconds
         self.diverting = False
@@ -67,6 +69,7 @@ class OutboundSocket(Connection):
                     watcher.cancel_scope.cancel()
         finally:
             self.connected.set()
+            self.first_command_after_connect.set()
             self.closed.set()
 
     async def _follow_the_call(self) -> None:
@@ -89,6 +92,15 @@ class OutboundSocket(Connection):
             self.offer_frame(linger_notice(channel.uuid, channel.name, self.linger))
 
     async def _handle(self, command: Command) -> bool:
+        was_connected = self.connected.is_set()
+        try:
+            return await self._handle_command(command)
+        finally:
+            self.commands_handled += 1
+            if was_connected:
+                self.first_command_after_connect.set()
+
+    async def _handle_command(self, command: Command) -> bool:
         verb, _, rest = command.line.partition(" ")
         verb = verb.lower()
         rest = rest.strip()

@@ -382,11 +382,18 @@ class FakeFreeSWITCH:
         self._require_task_group().start_soon(self._run_socket, socket, channel)
         await socket.connected.wait()
         if not socket.closed.is_set():
-            # mod_event_socket polls for the connect every few ms before it parks; a
-            # ``myevents`` sent within that time sees the CHANNEL_PARK. (A real switch
-            # delivers it only then: an app that waits for the reply to ``connect``
-            # before it sends ``myevents`` usually misses it.)
-            await anyio.sleep(0.01)
+            # mod_event_socket parks a few milliseconds after ``connect``: a ``myevents``
+            # sent right behind it sees the CHANNEL_PARK (as in the recordings), one sent
+            # much later may not. The fake parks once the app's setup is through: after
+            # its next command, when 10 ms pass without another (0.1 s at most), so an
+            # app that subscribes at once sees it whatever the scheduling.
+            with anyio.move_on_after(0.1):
+                await socket.first_command_after_connect.wait()
+                while True:
+                    seen = socket.commands_handled
+                    await anyio.sleep(0.01)
+                    if socket.commands_handled == seen or socket.closed.is_set():
+                        break
         if socket.closed.is_set():
             return "_none_"
         async with anyio.create_task_group() as watch:
