@@ -7,7 +7,7 @@ import pytest
 import trio
 
 from cli_process import free_port
-from genesis_trio import Inbound, OpsServer
+from genesis_trio import Consumer, Event, Inbound, OpsServer, filtrate
 from genesis_trio.testing import FakeFreeSWITCH
 
 pytestmark = pytest.mark.trio
@@ -42,4 +42,27 @@ async def test_a_callable_decides_readiness() -> None:
             assert (await http.get("/ready")).status_code == 503
             state["ready"] = True
             assert (await http.get("/ready")).status_code == 200
+        nursery.cancel_scope.cancel()
+
+
+async def test_readiness_keeps_a_consumers_switch_side_filters() -> None:
+    async with FakeFreeSWITCH().running() as fake, trio.open_nursery() as nursery:
+        app = Consumer(fake.host, fake.port, "ClueCon")
+
+        @app.handle("CHANNEL_ANSWER")
+        @filtrate("Caller-Destination-Number", "1000")
+        async def answered(event: Event) -> None:
+            pass
+
+        ops = OpsServer(app, port=free_port())
+        await nursery.start(ops.serve)
+        await nursery.start(app.serve)
+        (filters,) = fake.connection_filters
+        assert ("Caller-Destination-Number", "1000") in filters
+        assert ("Event-Name", "HEARTBEAT") in filters
+        assert not ops.ready  # subscribed, but no event yet
+        with trio.fail_after(60):
+            while not ops.ready:
+                fake.fire(fake.build_event("HEARTBEAT"))
+                await trio.sleep(0.05)
         nursery.cancel_scope.cancel()

@@ -72,7 +72,11 @@ class _ConsumerReadiness:
         self._last: tuple[object, float] | None = None
         # FreeSWITCH sends HEARTBEAT every 20 s by default: subscribing to it makes an idle
         # switch still prove every 20 s that the connection carries events.
-        consumer.handle("HEARTBEAT")(self._seen)
+        # The filter keeps the switch-side filtering of an app whose handlers all filter
+        # (FreeSWITCH filters OR together: this one only adds the HEARTBEATs).
+        from ._consumer import filtrate
+
+        consumer.handle("HEARTBEAT")(filtrate("Event-Name", "HEARTBEAT")(self._seen))
 
     async def _seen(self, event: Event) -> None:
         self.record_event()
