@@ -61,6 +61,8 @@ class Outbound:
         setup_timeout: float = 10.0,
         close_timeout: float = 2.0,
         max_frame_size: int | None = None,
+        command_timeout: float | None = None,
+        write_timeout: float | None = 30.0,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
@@ -76,6 +78,8 @@ class Outbound:
         self.setup_timeout = setup_timeout
         self.close_timeout = close_timeout
         self._max_frame_size = max_frame_size
+        self.command_timeout = command_timeout
+        self.write_timeout = write_timeout
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self.address: tuple[str, int] | None = None
@@ -154,7 +158,9 @@ class Outbound:
             tracer_provider=self._tracer_provider,
             meter_provider=self._meter_provider,
         )
-        connection = ESLConnection(stream, max_frame_size=self._max_frame_size)
+        connection = ESLConnection(
+            stream, max_frame_size=self._max_frame_size, write_timeout=self.write_timeout
+        )
         if telemetry is not None:
             telemetry.attach(connection)
         try:
@@ -171,6 +177,7 @@ class Outbound:
         async with anyio.create_task_group() as call:
             reading = await call.start(self._read, connection)
             session = Session(connection, call)
+            session.command_timeout = self.command_timeout
             self.sessions.add(session)
             try:
                 await self._run_session(session)

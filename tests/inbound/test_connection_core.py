@@ -472,3 +472,27 @@ async def test_a_reset_connection_says_why(fake: FakeFreeSWITCH) -> None:
         reason = str(client.connection.lost_reason)
     assert not reason.rstrip().endswith(":")
     assert re.search(r"connection (broke: \w|closed by peer)", reason), reason
+
+
+# --- design point: the library never cancels the user's block --------------------------
+
+
+async def test_a_peer_failure_never_cancels_the_users_block() -> None:
+    """Inbound enters its task group by hand, so the block runs inside it; the library's
+    tasks must never raise into it: a protocol error shows as ConnectionLost, not Cancelled."""
+
+    async def garbage(peer: Peer) -> None:
+        await peer.read_command()
+        await peer.send(b"Content-Length: nope\n\n")
+
+    async with (
+        scripted_peer(garbage) as (host, port),
+        Inbound(host, port, "ClueCon") as client,
+    ):
+        with anyio.fail_after(20), pytest.raises(ConnectionLost) as caught:
+            await client.api("status")
+        assert "protocol error" in str(caught.value)
+        for _ in range(10):
+            await anyio.lowlevel.checkpoint()  # still running: nothing cancelled us
+        reached_the_end = True
+    assert reached_the_end

@@ -225,3 +225,33 @@ async def test_a_caller_hanging_up_during_a_prompt_is_not_logged_as_an_error(
     assert len(ended) == 1
     assert ended[0].levelno == logging.DEBUG
     assert call.uuid in ended[0].getMessage()
+
+
+async def test_sessions_get_the_servers_command_timeout(fake: FakeFreeSWITCH) -> None:
+    release = trio.Event()
+
+    async def slow(argument: str) -> str:
+        await release.wait()
+        return "late\n"
+
+    fake.register_api("slow", slow)
+    outcome: list[BaseException] = []
+    done = trio.Event()
+
+    async def handler(session: Session) -> None:
+        try:
+            await session.api("slow")
+        except TimeoutError as exc:
+            outcome.append(exc)
+        finally:
+            release.set()
+            done.set()
+
+    app = Outbound(handler, "127.0.0.1", 0, command_timeout=0.2, write_timeout=5)
+    async with serving(app) as address:
+        call = await fake.call_socket(address)
+        with trio.fail_after(20):
+            await done.wait()
+            await call.wait_ended()
+    assert len(outcome) == 1
+    assert app.write_timeout == 5
