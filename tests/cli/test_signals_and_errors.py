@@ -184,3 +184,36 @@ async def test_a_bad_port_in_the_environment_is_refused() -> None:
         assert await running.wait() == 2
     assert "not a port number: 'eighty'" in running.output
     no_traceback(running.output)
+
+
+def _without_the_ops_extra(tmp_path: Path) -> dict[str, str]:
+    """An environment where ``import hypercorn`` fails, as without genesis-trio[ops]."""
+    blocked = tmp_path / "blocked" / "hypercorn"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text('raise ImportError("hidden by the test")\n')
+    # ESL_OPS_PORT empty: no port chosen, so the default applies.
+    return {"PYTHONPATH": str(blocked.parent), "ESL_OPS_PORT": ""}
+
+
+async def test_an_app_without_the_ops_extra_runs_without_ops_endpoints(tmp_path: Path) -> None:
+    app = write_app(tmp_path, OUTBOUND_APP)
+    env = _without_the_ops_extra(tmp_path)
+    async with cli_process(
+        "--log-level", "info", "outbound", app, "--port", "0", env=env
+    ) as running:
+        await running.wait_for_line(OUTBOUND_LISTENING)
+        running.signal(signal.SIGTERM)
+        assert await running.wait() == 0
+    assert "install genesis-trio[ops]" in running.output
+    no_traceback(running.output)
+
+
+async def test_an_ops_port_asked_for_without_the_extra_is_one_line(tmp_path: Path) -> None:
+    app = write_app(tmp_path, OUTBOUND_APP)
+    env = _without_the_ops_extra(tmp_path)
+    async with cli_process(
+        "outbound", app, "--port", "0", "--ops-port", "8123", env=env
+    ) as running:
+        assert await running.wait() != 0
+    assert "genesis-trio[ops]" in running.output
+    assert len(running.stderr_lines) == 1, running.output

@@ -59,10 +59,11 @@ def find_app(target: str, kind: type[Any], name: str | None) -> Any:
     return found[0]
 
 
+DEFAULT_OPS_PORT = 8000
+
+
 def _run_app_once(args: argparse.Namespace) -> int:
-    ops_port: int = args.ops_port
-    if ops_port:
-        _require_ops_extra()
+    ops_port = args.ops_port = _resolve_ops_port(args.ops_port)
     configure_from_environment(prometheus=bool(ops_port))
     if args.command == "consumer":
         from .._consumer import Consumer
@@ -94,12 +95,32 @@ def _run_app_once(args: argparse.Namespace) -> int:
     )
 
 
-def _require_ops_extra() -> None:
+def _ops_extra_installed() -> bool:
     try:
         import hypercorn  # noqa: F401
         import opentelemetry.exporter.prometheus  # noqa: F401
     except ImportError:
-        raise CLIError("the ops endpoints need genesis-trio[ops] (or pass --ops-port 0)") from None
+        return False
+    return True
+
+
+def _resolve_ops_port(requested: int | None) -> int:
+    """The port asked for (flag or env); when none was, 8000 if the ops extra is there.
+
+    An app installed without the extra still runs: only an explicit port needs it.
+    """
+    if requested is None:
+        if _ops_extra_installed():
+            return DEFAULT_OPS_PORT
+        print(
+            "genesis-trio: no /health, /ready, /metrics: install genesis-trio[ops] to serve them "
+            f"on port {DEFAULT_OPS_PORT} (or choose one with --ops-port)",
+            file=sys.stderr,
+        )
+        return 0
+    if requested and not _ops_extra_installed():
+        raise CLIError("the ops endpoints need genesis-trio[ops] (or pass --ops-port 0)")
+    return requested
 
 
 def _ops_server(args: argparse.Namespace, app: Any, **options: Any) -> Any:

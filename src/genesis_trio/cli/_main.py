@@ -46,9 +46,11 @@ def _add_ops_options(parser: argparse.ArgumentParser) -> None:
     ops.add_argument(
         "--ops-port",
         type=_port,
-        default=_env("ESL_OPS_PORT", "8000"),
+        # None: 8000 when genesis-trio[ops] is installed, else off (with a one-line notice).
+        default=_env("ESL_OPS_PORT", None),
         metavar="N",
-        help="HTTP port of the ops endpoints, 0 = off (default %(default)s; env ESL_OPS_PORT)",
+        help="HTTP port of the ops endpoints, 0 = off (default 8000 when genesis-trio[ops] is "
+        "installed, else off; env ESL_OPS_PORT)",
     )
     ops.add_argument(
         "--ops-host",
