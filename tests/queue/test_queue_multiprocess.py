@@ -79,11 +79,11 @@ async def _read_log(backend: RedisBackend, prefix: str) -> list[str]:
 
 
 async def _run_competition(
-    server: RedisServer, prefix: str, max_concurrent: int, count: int, hold: float
+    server: RedisServer, prefix: str, max_concurrent: int, count: int, *worker_options: str
 ) -> list[str]:
     """Workers join in a known order behind slots the test holds, then race for them."""
     names = [f"w{number}" for number in range(count)]
-    options = ("--max-concurrent", str(max_concurrent), "--hold", str(hold))
+    options = ("--max-concurrent", str(max_concurrent), "--count", str(count), *worker_options)
     async with RedisBackend(server.url, key_prefix=prefix) as backend:
         queue = Queue(backend)
         with trio.fail_after(GUARD):
@@ -119,7 +119,7 @@ async def _hold_until(
 async def test_processes_are_served_one_at_a_time_in_arrival_order(
     redis_server: RedisServer,
 ) -> None:
-    log = await _run_competition(redis_server, unique_prefix(), 1, count=4, hold=0.05)
+    log = await _run_competition(redis_server, unique_prefix(), 1, 4, "--hold", "0.05")
     expected: list[str] = []
     for number in range(4):
         expected += [f"acquire w{number} 1", f"release w{number}"]
@@ -129,7 +129,9 @@ async def test_processes_are_served_one_at_a_time_in_arrival_order(
 @pytest.mark.trio
 async def test_processes_never_exceed_the_bound(redis_server: RedisServer) -> None:
     max_concurrent, count = 2, 5
-    log = await _run_competition(redis_server, unique_prefix(), max_concurrent, count, hold=0.3)
+    log = await _run_competition(
+        redis_server, unique_prefix(), max_concurrent, count, "--batch", str(max_concurrent)
+    )
     acquired = [entry.split() for entry in log if entry.startswith("acquire")]
     holders_seen = [int(holders) for _, _, holders in acquired]
     assert max(holders_seen) == max_concurrent
