@@ -14,7 +14,7 @@ import argparse
 import importlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -27,6 +27,48 @@ EventHook = Callable[[Event], None]
 
 
 READ_HEADERS = ("Unique-ID", "Channel-State", "Caller-Caller-ID-Number")
+
+
+# --- the OpenTelemetry SDK (--otel) --------------------------------------------
+# The same text in ours.py and peer_genesis.py: both sides get the same SDK set-up.
+
+
+def install_sdk() -> Callable[[], int]:
+    """Configure the OpenTelemetry SDK globally, as an application would.
+
+    A ``TracerProvider`` with a ``BatchSpanProcessor`` whose exporter counts and
+    drops every span, and a ``MeterProvider`` with an in-memory reader (never
+    collected). Returns a function that flushes the batch processor and tells
+    how many spans were exported so far.
+    """
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class DroppingExporter(SpanExporter):
+        exported = 0
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            self.exported += len(spans)
+            return SpanExportResult.SUCCESS
+
+    exporter = DroppingExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+    def exported_spans() -> int:
+        tracer_provider.force_flush()
+        return exporter.exported
+
+    return exported_spans
 
 
 class Counter:
@@ -163,7 +205,11 @@ def main() -> None:
     parser.add_argument(
         "--read-headers", action="store_true", help="the handler reads three headers per event"
     )
+    parser.add_argument(
+        "--otel", action="store_true", help="configure the OpenTelemetry SDK (install_sdk)"
+    )
     args = parser.parse_args()
+    exported_spans = install_sdk() if args.otel else None
     hook = load_hook(args.event_hook)
     fmt: EventFormat = "json" if args.event_format == "json" else "plain"
 
@@ -191,6 +237,8 @@ def main() -> None:
             return await job()
 
     result = anyio.run(bounded, backend=args.backend)
+    if exported_spans is not None:
+        result["spans"] = exported_spans()
     result["library"] = f"genesis_trio {genesis_trio.__version__} ({args.backend})"
     print(json.dumps(result), flush=True)
 
