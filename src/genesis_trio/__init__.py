@@ -1,7 +1,5 @@
 """genesis_trio: structured-concurrency FreeSWITCH Event Socket (ESL) for trio and AnyIO."""
 
-from ._channel import Channel
-from ._channel_state import ChannelState
 from ._client import ESLClient
 from ._consumer import Consumer, filtrate
 from ._dispatch import HandlerRegistration
@@ -27,6 +25,7 @@ from ._session import Session
 from ._stream import ESLConnection
 from ._subscription import Overflow, Subscription, SubscriptionOverflow
 from ._util import publish
+from .channel import Channel, ChannelState
 from .group import (
     InMemoryLoadBalancer,
     LoadBalancerBackend,

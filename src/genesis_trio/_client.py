@@ -65,9 +65,17 @@ class ESLClient:
     #: The default ``timeout=`` of every command this client sends (None: no
     #: limit of its own, the caller's cancel scope decides).
     command_timeout: float | None = None
+    # True once an outbound Session turned ``myevents`` on: the connection then
+    # carries its own call's events only. Asked here, not by isinstance(Session),
+    # so the channel layer above the clients never imports the Session module.
+    _myevents: bool = False
 
     def __init__(self) -> None:
         self._switch_state: _SwitchState | None = None
+
+    def _own_call_uuid(self) -> str | None:
+        """The call this connection belongs to (an outbound Session's, once connected)."""
+        return None
 
     @property
     def connection(self) -> ESLConnection:

@@ -12,10 +12,10 @@ from typing import Any, Literal, TypeVarTuple, overload
 import anyio
 import anyio.abc
 
-from ._channel import Channel
 from ._client import ESLClient
 from ._exceptions import ChannelError, CommandError, ConnectionLost
 from ._stream import ESLConnection
+from .channel import Channel
 from .protocol import CommandReply, DisconnectNotice, Event, EventFormat
 from .protocol import commands as cmd
 
@@ -122,6 +122,9 @@ class Session(ESLClient):
     @property
     def myevents_enabled(self) -> bool:
         return self._myevents
+
+    def _own_call_uuid(self) -> str | None:
+        return self.uuid if self.connected else None
 
     # --- setup ------------------------------------------------------------------------
     async def connect(self) -> Event:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from esl_captures import read_capture
-from genesis_trio._channel_state import ChannelState, ChannelStatus, is_hangup
+from genesis_trio.channel._state import ChannelState, ChannelStatus, is_hangup
 from genesis_trio.protocol import NEED_DATA, CommandReply, ESLParser, Event
 
 A_LEG = "b557089b-0790-4637-a8f5-a6632ecf03e6"  # originated, bridged as A

@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 from genesis_trio import ChannelHangup, ConnectionLost, Inbound
-from genesis_trio._channel import Channel
+from genesis_trio.channel import Channel
 from genesis_trio.group import RingGroup, RingMode
 from genesis_trio.testing import Destination, FakeFreeSWITCH
 from task_tree import tasks_under

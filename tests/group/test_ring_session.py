@@ -7,9 +7,9 @@ import trio
 import trio.testing
 
 from genesis_trio import ChannelError, ChannelHangup
-from genesis_trio._channel import Channel
 from genesis_trio._outbound import Outbound
 from genesis_trio._session import Session
+from genesis_trio.channel import Channel
 from genesis_trio.group import RingGroup
 from genesis_trio.testing import Destination, FakeFreeSWITCH
 from outbound_serving import serving

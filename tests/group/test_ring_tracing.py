@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from genesis_trio import ChannelHangup, ConnectionLost, Inbound
-from genesis_trio._channel import Channel
+from genesis_trio.channel import Channel
 from genesis_trio.group import InMemoryLoadBalancer, RingGroup, RingMode
 from genesis_trio.testing import Destination, FakeFreeSWITCH
 

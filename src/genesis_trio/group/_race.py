@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Final
 import anyio
 import anyio.abc
 
-from .._channel import Channel
-from .._channel_state import is_hangup
 from .._exceptions import ConnectionLost, GenesisError, OriginateError
+from ..channel import Channel
+from ..channel._state import is_hangup
 from ._balancers import LoadBalancerBackend
 
 if TYPE_CHECKING:

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .. import tracing
-from .._channel import Channel
-from .._channel_state import ChannelState
 from .._exceptions import ChannelHangup
 from .._session import Session
+from ..channel import Channel, ChannelState
 from ..protocol import _encoding as encoding
 from ._balancers import LoadBalancerBackend
 from ._race import ORIGINATOR_CANCEL, Race, RingState, hang_up_quietly

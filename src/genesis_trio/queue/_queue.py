@@ -22,7 +22,7 @@ from ._memory import InMemoryBackend
 from ._telemetry import QueueTelemetry
 
 if TYPE_CHECKING:
-    from .._channel import Channel
+    from ..channel import Channel
 
 __all__ = ["Queue", "QueueSemaphore", "QueueSlot"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
-from .protocol import Event
-from .protocol._headers import header_int
+from ..protocol import Event
+from ..protocol._headers import header_int
 
 __all__ = [
     "HANGUP_EVENTS",
