@@ -89,6 +89,22 @@ async def test_caller_cancellation_hangs_the_leg_up_and_propagates(
         assert leg.hangup_cause == "ORIGINATOR_CANCEL"
 
 
+async def test_cleanup_timeout_bounds_the_wait_for_a_leg_not_yet_created(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The leg exists only 4 s after the originate: a create abandoned at 1 s waits
+    # for it (up to its cleanup_timeout, 10 s here) and hangs it up. It used the
+    # 2 s default whatever create was given, and left this leg ringing.
+    fake.add_destination("user/1004", Destination(answer_after=None, setup_after=4))
+    async with Inbound(fake.host, fake.port) as client:
+        with pytest.raises(TimeoutError):
+            await Channel.create(client, "user/1004", timeout=1, cleanup_timeout=10)
+        (leg,) = fake.channel_history
+        with trio.fail_after(30):
+            await leg.wait_ended()
+        assert leg.hangup_cause == "ORIGINATOR_CANCEL"
+
+
 async def test_bad_variables_are_refused_before_anything_is_sent(fake: FakeFreeSWITCH) -> None:
     async with Inbound(fake.host, fake.port) as client:
         sent = len(fake.commands_received)

@@ -69,7 +69,9 @@ class Channel(Media, CallControl, Waits, Dtmf, Originating):
         its ``CHANNEL_CREATE`` had not arrived yet.
         """
         check_originate(client, dial_path, variables, cancel_cause)
-        channel = cls(client, str(uuid_module.uuid4()), dial_path=dial_path)
+        channel = cls(
+            client, str(uuid_module.uuid4()), dial_path=dial_path, cleanup_timeout=cleanup_timeout
+        )
         await channel._run_originate(variables, timeout, cancel_cause)
         return channel
 
