@@ -138,7 +138,7 @@ def measure(event_format: str = "plain") -> list[EventCalls]:
     for event in recorded_events(event_format):
         exporter.clear()
         meter_provider.log.clear()
-        telemetry.on_event(event)
+        telemetry.event_received(event)
         spans = sorted(exporter.get_finished_spans(), key=lambda s: s.start_time or 0)
         ids = [s.context.span_id for s in spans if s.context is not None]
         calls = EventCalls(

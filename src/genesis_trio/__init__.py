@@ -21,10 +21,11 @@ from ._exceptions import (
 from ._inbound import Inbound
 from ._outbound import Outbound
 from ._outcome import OperationTimeout, Outcome, OutcomeScope
+from ._publish import publish
 from ._session import Session
 from ._stream import ESLConnection
 from ._subscription import Overflow, Subscription, SubscriptionOverflow
-from ._util import publish
+from ._version import __version__
 from .channel import Channel, ChannelState
 from .group import (
     InMemoryLoadBalancer,
@@ -33,6 +34,7 @@ from .group import (
     RingGroup,
     RingMode,
 )
+from .ops import OpsServer, prometheus_meter_provider
 from .protocol import ApiResponse, CommandReply, Event, EventFormat, Headers, LogData
 from .queue import (
     InMemoryBackend,
@@ -44,10 +46,6 @@ from .queue import (
     QueueTimeoutError,
     RedisBackend,
 )
-
-__version__ = "0.1.0"
-
-from .ops import OpsServer, prometheus_meter_provider
 
 __all__ = [
     "ApiResponse",

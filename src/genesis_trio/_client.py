@@ -10,6 +10,7 @@ import math
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -22,6 +23,9 @@ from ._subscription import Overflow, Subscription, checked_overflow
 from ._util import redact_command
 from .protocol import ApiResponse, CommandReply, Event, EventFormat, LogData
 from .protocol import commands as cmd
+
+if TYPE_CHECKING:
+    from .tracing import ConnectionTelemetry
 
 __all__ = ["ESLClient"]
 
@@ -61,7 +65,7 @@ class ESLClient:
     even when a default is set.
     """
 
-    _connection: ESLConnection
+    _connection: ESLConnection[ConnectionTelemetry]
     #: The default ``timeout=`` of every command this client sends (None: no
     #: limit of its own, the caller's cancel scope decides).
     command_timeout: float | None = None
@@ -78,7 +82,7 @@ class ESLClient:
         return None
 
     @property
-    def connection(self) -> ESLConnection:
+    def connection(self) -> ESLConnection[ConnectionTelemetry]:
         return self._connection
 
     def _state(self) -> _SwitchState:

@@ -97,10 +97,11 @@ class Inbound(ESLClient):
         except OSError as exc:
             raise ConnectionLost(f"cannot connect to {self.host}:{self.port}: {exc}") from None
         self._connection = ESLConnection(
-            stream, max_frame_size=self._max_frame_size, write_timeout=self.write_timeout
+            stream,
+            max_frame_size=self._max_frame_size,
+            write_timeout=self.write_timeout,
+            observer=self._telemetry,
         )
-        if self._telemetry is not None:
-            self._telemetry.attach(self._connection)
         self._connection.start(task_group)
         try:
             with anyio.fail_after(self.timeout):

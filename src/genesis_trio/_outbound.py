@@ -159,10 +159,11 @@ class Outbound:
             meter_provider=self._meter_provider,
         )
         connection = ESLConnection(
-            stream, max_frame_size=self._max_frame_size, write_timeout=self.write_timeout
+            stream,
+            max_frame_size=self._max_frame_size,
+            write_timeout=self.write_timeout,
+            observer=telemetry,
         )
-        if telemetry is not None:
-            telemetry.attach(connection)
         try:
             with tracing.outbound_handle_connection(
                 peer_host, peer_port, connection=connection, tracer_provider=self._tracer_provider
@@ -173,7 +174,7 @@ class Outbound:
             for failure in failures.exceptions:
                 logger.error("outbound connection from %s failed", peer_host, exc_info=failure)
 
-    async def _serve_call(self, connection: ESLConnection) -> None:
+    async def _serve_call(self, connection: ESLConnection[tracing.ConnectionTelemetry]) -> None:
         async with anyio.create_task_group() as call:
             reading = await call.start(self._read, connection)
             session = Session(connection, call)

@@ -31,7 +31,7 @@ import anyio
 
 from ._exceptions import ChannelHangup, ConnectionLost, GenesisError
 
-__all__ = ["OperationTimeout", "Outcome", "OutcomeScope", "outcome_of"]
+__all__ = ["OperationTimeout", "Outcome", "OutcomeScope", "is_cancellation", "outcome_of"]
 
 
 class Outcome(enum.Enum):
@@ -63,6 +63,15 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+def is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is the backend's cancellation (every leaf of a group is)."""
+    try:
+        cancelled = anyio.get_cancelled_exc_class()
+    except Exception:  # outside an event loop: nothing can be a cancellation
+        return False
+    return all(isinstance(leaf, cancelled) for leaf in _leaves(exc))
+
+
 def outcome_of(exc: BaseException | None) -> Outcome:
     """The outcome of an operation that ended with ``exc`` (None: it finished).
 
@@ -72,10 +81,9 @@ def outcome_of(exc: BaseException | None) -> Outcome:
     """
     if exc is None:
         return Outcome.MATCHED
-    leaves = _leaves(exc)
-    cancelled = anyio.get_cancelled_exc_class()
-    if all(isinstance(leaf, cancelled) for leaf in leaves):
+    if is_cancellation(exc):
         return Outcome.CANCELLED
+    leaves = _leaves(exc)
     if any(isinstance(leaf, ChannelHangup) for leaf in leaves):
         return Outcome.HANGUP
     if any(isinstance(leaf, ConnectionLost) for leaf in leaves):

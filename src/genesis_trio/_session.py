@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal, TypeVarTuple, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVarTuple, overload
 
 import anyio
 import anyio.abc
@@ -18,6 +18,9 @@ from ._stream import ESLConnection
 from .channel import Channel
 from .protocol import CommandReply, DisconnectNotice, Event, EventFormat
 from .protocol import commands as cmd
+
+if TYPE_CHECKING:
+    from .tracing import ConnectionTelemetry
 
 __all__ = ["MYEVENTS_NAMES", "Session"]
 
@@ -71,7 +74,9 @@ class Session(ESLClient):
     :class:`~genesis_trio.ChannelHangup`.
     """
 
-    def __init__(self, connection: ESLConnection, task_group: anyio.abc.TaskGroup) -> None:
+    def __init__(
+        self, connection: ESLConnection[ConnectionTelemetry], task_group: anyio.abc.TaskGroup
+    ) -> None:
         super().__init__()
         self._connection = connection
         self._task_group = task_group

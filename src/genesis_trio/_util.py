@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+import errno
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,22 +43,16 @@ def redact_command(command: str) -> str:
     return first
 
 
-def publish(namespace: dict[str, object]) -> None:
-    """Give the public classes and functions of a package its public module path.
-
-    They are defined in private modules (``genesis_trio._exceptions``); a
-    traceback, a ``repr`` or a docs page should say ``genesis_trio.ChannelHangup``.
-    A name keeps the path of the outermost package that re-exports it, so a
-    package imported later (``genesis_trio`` after ``genesis_trio.group``)
-    overrides only names defined below itself.
-    """
-    package = namespace["__name__"]
-    assert isinstance(package, str)
-    exported = namespace.get("__all__", ())
-    assert isinstance(exported, list | tuple)
-    for name in exported:
-        value = namespace.get(name)
-        if not isinstance(value, type) and not inspect.isfunction(value):
-            continue
-        if getattr(value, "__module__", "").startswith(package + "."):
-            value.__module__ = package
+def describe_error(exc: BaseException) -> str:
+    """A transport error as text that always says something (class, errno, message)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno is not None:
+            name = errno.errorcode.get(current.errno, str(current.errno))
+            detail = current.strerror or str(current)
+            return f"{type(current).__name__} ({name}: {detail})"
+        current = current.__cause__ or current.__context__
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

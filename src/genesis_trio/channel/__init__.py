@@ -24,7 +24,7 @@ Nothing here imports the clients' modules beyond ``ESLClient``'s type: a
 Session imports Channel, never the other way round.
 """
 
-from .._util import publish
+from .._publish import publish
 from ._channel import Channel
 from ._core import CHANNEL_EVENTS
 from ._dtmf import DtmfHandler

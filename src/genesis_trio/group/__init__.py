@@ -1,6 +1,6 @@
 """Ring groups and the load balancers that spread calls across destinations."""
 
-from .._util import publish
+from .._publish import publish
 from ._balancers import InMemoryLoadBalancer, LoadBalancerBackend, RedisLoadBalancer
 from ._ring import RingGroup, RingMode
 

@@ -5,10 +5,9 @@ tested synchronously, fuzzed and benchmarked on its own.
 """
 
 from .._exceptions import LocalProtocolError, ProtocolError, RemoteProtocolError
-from .._util import publish
+from .._publish import publish
 from . import _commands as commands
 from ._codec import url_decode, url_encode
-from ._events import decode_event, encode_event_body
 from ._framing import encode_event_frame, encode_frame
 from ._headers import Headers
 from ._messages import (
@@ -22,6 +21,8 @@ from ._messages import (
     LogData,
     Message,
     RudeRejection,
+    decode_event,
+    encode_event_body,
 )
 from ._parser import CONNECTION_CLOSED, DEFAULT_MAX_FRAME_SIZE, NEED_DATA, ESLParser
 

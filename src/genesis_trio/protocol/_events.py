@@ -1,4 +1,8 @@
-"""Decoding and encoding the three event body formats (plain, json, xml)."""
+"""Decoding and encoding the three event body formats (plain, json, xml).
+
+The codecs work on an event's parts (headers and body); the :class:`Event`
+type builds on them (``_messages``), never the other way round.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,19 @@ import json
 import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable
+from typing import Literal
 from xml.parsers import expat
 from xml.sax.saxutils import escape as xml_escape
 
 from .._exceptions import RemoteProtocolError
 from ._codec import url_decode, url_encode
 from ._headers import Headers, header_int
-from ._messages import Event, EventFormat
 
-__all__ = ["decode_event", "encode_event_body"]
+__all__ = ["EventFormat", "EventParts", "decode_event_parts", "encode_event_parts"]
+
+EventFormat = Literal["plain", "json", "xml"]
+#: An event as its codecs see it: headers and body (None when it has none).
+EventParts = tuple[Headers, str | None]
 
 
 def _collect(pairs: Iterable[tuple[str, str]]) -> Headers:
@@ -88,16 +96,16 @@ def _content_length(headers: Headers) -> int | None:
     return length
 
 
-def _decode_plain(data: bytes) -> Event:
+def _decode_plain(data: bytes) -> EventParts:
     split = data.find(b"\n\n")
     head, rest = (data, b"") if split < 0 else (data[:split], data[split + 2 :])
     headers = parse_header_lines(head.decode("utf-8", "replace"), decode=True)
     length = _content_length(headers)
     if length is None:
-        return Event(headers)
+        return headers, None
     if length > len(rest):
         raise RemoteProtocolError("plain event body shorter than its Content-Length")
-    return Event(headers, rest[:length].decode("utf-8", "replace"))
+    return headers, rest[:length].decode("utf-8", "replace")
 
 
 class _JSONObject(list[tuple[str, object]]):
@@ -105,7 +113,7 @@ class _JSONObject(list[tuple[str, object]]):
     that appears twice as two equal keys, which a dict would collapse."""
 
 
-def _decode_json(data: bytes) -> Event:
+def _decode_json(data: bytes) -> EventParts:
     try:
         document = json.loads(data, object_pairs_hook=_JSONObject)
         if not isinstance(document, _JSONObject):
@@ -121,7 +129,7 @@ def _decode_json(data: bytes) -> Event:
                 pairs.append((name, _json_text(value)))
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"invalid JSON event: {exc}") from None
-    return Event(_collect(pairs), body)
+    return _collect(pairs), body
 
 
 def _json_text(value: object) -> str:
@@ -163,7 +171,7 @@ def _parse_xml(data: bytes) -> ElementTree.Element:
     return builder.close()
 
 
-def _decode_xml(data: bytes) -> Event:
+def _decode_xml(data: bytes) -> EventParts:
     try:
         root = _parse_xml(data)
     except (expat.ExpatError, ValueError, LookupError) as exc:
@@ -187,7 +195,7 @@ def _decode_xml(data: bytes) -> Event:
         body = raw[:length].decode("utf-8", "replace")
     elif body_text is not None:
         body = body_text
-    return Event(_collect(pairs), body)
+    return _collect(pairs), body
 
 
 _XML_BODY_ENTITIES = {"\r": "&#13;"}
@@ -195,12 +203,12 @@ _XML_BODY_ENTITIES = {"\r": "&#13;"}
 _DECODERS = {"plain": _decode_plain, "json": _decode_json, "xml": _decode_xml}
 
 
-def decode_event(data: bytes, event_format: EventFormat) -> Event:
-    """Decode an event body of the given format."""
+def decode_event_parts(data: bytes, event_format: EventFormat) -> EventParts:
+    """Decode an event body of the given format into its headers and body."""
     return _DECODERS[event_format](data)
 
 
-def _headers_to_write(event: Event) -> list[tuple[str, str]]:
+def _headers_to_write(headers: Headers, body: str | None) -> list[tuple[str, str]]:
     """The event's headers minus the Content-Length that frames its body.
 
     FreeSWITCH appends the body's Content-Length after the event's headers, so
@@ -209,8 +217,8 @@ def _headers_to_write(event: Event) -> list[tuple[str, str]]:
     Content-Length header) and are kept, as FreeSWITCH keeps them. Without a
     body no Content-Length can be written: in plain format it would announce one.
     """
-    pairs = list(event.headers.multi_items())
-    if event.body is None:
+    pairs = list(headers.multi_items())
+    if body is None:
         return [(name, value) for name, value in pairs if name != "Content-Length"]
     framing = [index for index, (name, _) in enumerate(pairs) if name == "Content-Length"]
     if framing:
@@ -218,11 +226,10 @@ def _headers_to_write(event: Event) -> list[tuple[str, str]]:
     return pairs
 
 
-def encode_event_body(event: Event, event_format: EventFormat) -> bytes:
-    """Encode an event the way FreeSWITCH writes it in the given format."""
-    body = event.body
+def encode_event_parts(headers: Headers, body: str | None, event_format: EventFormat) -> bytes:
+    """Encode an event's parts the way FreeSWITCH writes them in the given format."""
     body_bytes = None if body is None else body.encode("utf-8")
-    pairs = _headers_to_write(event)
+    pairs = _headers_to_write(headers, body)
     if event_format == "plain":
         lines = [f"{name}: {url_encode(value)}\n" for name, value in pairs]
         if body_bytes is not None:

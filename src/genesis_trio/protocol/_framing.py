@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .._exceptions import LocalProtocolError
-from ._events import encode_event_body
-from ._messages import Event, EventFormat
+from ._messages import Event, EventFormat, encode_event_body
 
 __all__ = ["encode_event_frame", "encode_frame"]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar, overload
+from typing import TypeVar, overload
 
+from ._events import EventFormat, decode_event_parts, encode_event_parts
 from ._headers import Headers, header_int
 from ._lookup import UNSURE, lookup_json, lookup_plain
 
@@ -22,9 +23,9 @@ __all__ = [
     "LogData",
     "Message",
     "RudeRejection",
+    "decode_event",
+    "encode_event_body",
 ]
-
-EventFormat = Literal["plain", "json", "xml"]
 
 
 class Event(Mapping[str, str]):
@@ -77,13 +78,10 @@ class Event(Mapping[str, str]):
         return self
 
     def _decode(self) -> Headers:
-        from ._events import decode_event  # the decoders build Events: import late
-
         assert self._raw is not None
         assert self._format is not None
-        full = decode_event(self._raw, self._format)
-        self._body = full._body
-        self._headers = headers = full.headers
+        headers, self._body = decode_event_parts(self._raw, self._format)
+        self._headers = headers
         self._raw = None
         return headers
 
@@ -201,6 +199,17 @@ class Event(Mapping[str, str]):
             label += f"::{self.subclass}"
         uuid = self.unique_id
         return f"<Event {label}{' ' + uuid if uuid else ''}>"
+
+
+def decode_event(data: bytes, event_format: EventFormat) -> Event:
+    """Decode an event body of the given format."""
+    headers, body = decode_event_parts(data, event_format)
+    return Event(headers, body)
+
+
+def encode_event_body(event: Event, event_format: EventFormat) -> bytes:
+    """Encode an event the way FreeSWITCH writes it in the given format."""
+    return encode_event_parts(event.headers, event.body, event_format)
 
 
 @dataclass(frozen=True, slots=True)

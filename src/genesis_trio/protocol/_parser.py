@@ -6,7 +6,7 @@ from typing import Final
 
 from .._exceptions import RemoteProtocolError
 from ._codec import url_decode
-from ._events import decode_event, parse_header_lines
+from ._events import parse_header_lines
 from ._headers import Headers, header_int
 from ._messages import (
     ApiResponse,
@@ -19,6 +19,7 @@ from ._messages import (
     LogData,
     Message,
     RudeRejection,
+    decode_event,
 )
 
 __all__ = ["CONNECTION_CLOSED", "DEFAULT_MAX_FRAME_SIZE", "NEED_DATA", "ESLParser"]

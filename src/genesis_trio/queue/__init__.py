@@ -1,6 +1,6 @@
 """FIFO queues with a concurrency bound: slots and semaphores, in memory or on Redis."""
 
-from .._util import publish
+from .._publish import publish
 from ._backend import QueueBackend
 from ._errors import QueueLeaseLost, QueueTimeoutError
 from ._memory import InMemoryBackend

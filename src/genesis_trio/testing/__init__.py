@@ -13,7 +13,7 @@ digits ``send_dtmf`` injects, and bridge (``uuid_bridge``). It runs on AnyIO
 waiting.
 """
 
-from .._util import publish
+from .._publish import publish
 from ._captured import captured_events
 from ._channels import ApplicationRun, FakeChannel
 from ._destinations import Destination

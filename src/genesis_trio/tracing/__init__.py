@@ -54,11 +54,13 @@ neither, the global providers are read at that moment.
 Connections
 ===========
 ``ConnectionTelemetry.create(kind, tracer_provider=None, meter_provider=None)``
-returns None when nothing would record (no SDK configured), otherwise an
-object to ``attach(connection)`` before the connection starts: it installs the
-``process_event`` hook (with the lifecycle and CUSTOM processors unless
-``GENESIS_TRACE_ESL_LIFECYCLE=0`` / ``GENESIS_TRACE_CUSTOM_SUBCLASSES=0``, read
-at that moment) and wraps ``send_command``. ``telemetry.bind_call(uuid)``
+returns None when nothing would record (no SDK configured), otherwise the
+connection's observer (``ESLConnection(stream, observer=telemetry)``, the
+adapter's :class:`~genesis_trio._stream.ConnectionObserver` protocol; the
+adapter never imports tracing): it records the ``process_event`` spans (with
+the lifecycle and CUSTOM processors unless ``GENESIS_TRACE_ESL_LIFECYCLE=0`` /
+``GENESIS_TRACE_CUSTOM_SUBCLASSES=0``, read at that moment) and wraps
+``send_command``. ``telemetry.bind_call(uuid)``
 parents a call's event spans on the current span (outbound sessions);
 ``telemetry.handler_context(event)`` is what handler workers run under, so a
 handler's own spans join the event's call trace.
@@ -68,7 +70,7 @@ originate variables), :func:`format_span_tree` (finished spans as text), and
 ``names``: every span name, attribute key, event name and metric name as a constant.
 """
 
-from .._util import publish
+from .._publish import publish
 from . import _names as names
 from ._connection import ConnectionTelemetry, env_enabled
 from ._correlation import CallTraces, trace_variables
@@ -80,12 +82,6 @@ from ._names import (
     TRACESTATE_VARIABLE,
 )
 from ._operations import (
-    DtmfSpan,
-    OperationSpan,
-    RingGroupResult,
-    RingGroupSpan,
-    WaitResult,
-    WaitSpan,
     channel_answer,
     channel_bridge,
     channel_create,
@@ -96,7 +92,6 @@ from ._operations import (
     channel_playback,
     channel_say,
     channel_wait,
-    classify_wait,
     consumer_start,
     consumer_stop,
     inbound_connect,
@@ -106,6 +101,8 @@ from ._operations import (
     session_await_complete,
     session_sendmsg,
 )
+from ._outcomes import RingGroupResult, WaitResult, classify_wait
+from ._spans import DtmfSpan, OperationSpan, RingGroupSpan, WaitSpan
 from ._tree import format_span_tree
 
 __all__ = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Final
 
@@ -22,6 +22,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Status, StatusCode
 
 from .._exceptions import ConnectionLost
+from .._outcome import is_cancellation
 from .._util import logger
 from ..protocol import ApiResponse, CommandReply, Event
 from . import _names as n
@@ -30,11 +31,10 @@ from ._correlation import CallTraces
 from ._custom import CUSTOM_SUBCLASSES, CustomProcessor
 from ._lifecycle import LIFECYCLE_EVENTS, LifecycleProcessor
 from ._metrics import Instruments, instruments_for
-from ._operations import _is_cancellation
 from ._providers import get_tracer, tracer_records
 
 if TYPE_CHECKING:
-    from .._stream import ESLConnection, EventHandler, Reply
+    from .._stream import EventHandler, Reply, SendCommand
 
 __all__ = ["ConnectionTelemetry", "env_enabled"]
 
@@ -106,11 +106,8 @@ class ConnectionTelemetry:
             custom=env_enabled(n.ENV_CUSTOM),
         )
 
-    # --- wiring ---------------------------------------------------------------------
-    def attach(self, connection: ESLConnection) -> None:
-        """Install on a connection before it starts reading."""
-        connection.telemetry = self
-        connection.add_event_hook(self.on_event)
+    # --- the connection's observer (genesis_trio._stream.ConnectionObserver) -------------
+    def connection_opened(self) -> None:
         if self.instruments is not None and not self._open:
             self._open = True
             self.instruments.connections_active.add(1, {"type": self.kind})
@@ -154,12 +151,7 @@ class ConnectionTelemetry:
         return in_call_context
 
     # --- commands ---------------------------------------------------------------------
-    async def traced_command(
-        self,
-        send: Callable[[bytes, str], Awaitable[Reply]],
-        data: bytes,
-        label: str,
-    ) -> Reply:
+    async def observe_command(self, send: SendCommand, data: bytes, label: str) -> Reply:
         """Run ``send(data, label)`` inside a ``send_command`` span, with metrics."""
         name = command_name(label)
         span = None
@@ -181,7 +173,7 @@ class ConnectionTelemetry:
             reply = await send(data, label)
         except BaseException as exc:
             if span is not None:
-                if not _is_cancellation(exc):
+                if not is_cancellation(exc):
                     span.record_exception(exc)
                     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
                 if isinstance(exc, ConnectionLost) and exc.stage is not None:
@@ -190,7 +182,7 @@ class ConnectionTelemetry:
             if instruments is not None:
                 error = (
                     "cancelled"
-                    if _is_cancellation(exc)
+                    if is_cancellation(exc)
                     else "connection_lost"
                     if isinstance(exc, ConnectionLost)
                     else type(exc).__name__
@@ -212,7 +204,7 @@ class ConnectionTelemetry:
         return reply
 
     # --- events ------------------------------------------------------------------------
-    def on_event(self, event: Event) -> None:
+    def event_received(self, event: Event) -> None:
         """The connection's event hook: never lets a telemetry failure reach the reader."""
         try:
             self._on_event(event)

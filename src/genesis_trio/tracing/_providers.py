@@ -12,14 +12,14 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
+from .._version import __version__
+
 INSTRUMENTATION_NAME = "genesis_trio"
 
 _NO_OP_METER_TYPES = ("NoOpMeter", "_ProxyMeter")
 
 
 def _version() -> str:
-    from .. import __version__
-
     return __version__
 
 

@@ -1,0 +1,344 @@
+"""ESLConnection: an ESL byte stream owned inside a task group.
+
+One reader task parses frames and routes them (:mod:`._routes`); it never
+waits for a consumer, so replies, job results and channel state always get
+through. Commands go through the outbox (:mod:`._outbox`), one writer at a
+time, replies matched in write order. An observer (:mod:`._observer`) sees
+commands, events and the connection's end.
+"""
+
+# A command's ``timeout=`` is the deadline of its own cancel scope (an
+# OperationTimeout when it fires), not a sleep.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Generic, TypeVarTuple
+
+import anyio
+import anyio.abc
+
+from .._dispatch import EventHandler, HandlerPool, HandlerRegistration
+from .._exceptions import ConnectionLost, ProtocolError
+from .._outcome import OperationTimeout
+from .._subscription import Overflow, Subscription
+from .._util import describe_error, logger, redact_command
+from ..protocol import (
+    CONNECTION_CLOSED,
+    NEED_DATA,
+    ApiResponse,
+    AuthRequest,
+    CommandReply,
+    DisconnectNotice,
+    ESLParser,
+    Event,
+    LogData,
+    RudeRejection,
+)
+from ..protocol import commands as cmd
+from ._observer import ConnectionObserver
+from ._outbox import Outbox, Reply
+from ._routes import ALL, PendingJob, Routes
+
+if sys.version_info >= (3, 13):
+    from typing import TypeVar
+else:
+    from typing_extensions import TypeVar
+
+__all__ = ["ESLConnection"]
+
+_TaskArgs = TypeVarTuple("_TaskArgs")
+# The observer's own type, so that an owner that plugged in a particular
+# observer (tracing's ConnectionTelemetry) gets it back from ``telemetry``.
+_Observer = TypeVar(
+    "_Observer", bound=ConnectionObserver, default=ConnectionObserver, covariant=True
+)
+
+
+class ESLConnection(Generic[_Observer]):
+    """An ESL connection over any AnyIO byte stream.
+
+    Start it with :meth:`start` inside a task group that the owner (Inbound,
+    an outbound Session) controls; the reader and every handler worker live in
+    that task group and end with it.
+    """
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        *,
+        max_frame_size: int | None = None,
+        write_timeout: float | None = 30.0,
+        receive_size: int = 65536,
+        observer: _Observer | None = None,
+    ) -> None:
+        if write_timeout is not None and write_timeout <= 0:
+            raise ValueError("write_timeout must be positive (or None)")
+        self._stream = stream
+        self._parser = (
+            ESLParser(lazy_events=True)
+            if max_frame_size is None
+            else ESLParser(max_frame_size=max_frame_size, lazy_events=True)
+        )
+        self._receive_size = receive_size
+        self._outbox = Outbox(stream, write_timeout=write_timeout, on_broken=self._finish)
+        self._routes = Routes()
+        self._handler_pool: HandlerPool | None = None
+        self._notice_listeners: list[Callable[[DisconnectNotice], None]] = []
+        self._event_hooks: list[Callable[[Event], None]] = []
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self.auth_requested = anyio.Event()
+        self.closed = anyio.Event()
+        self.lost_reason: BaseException | None = None
+        # True once we said ``exit``: only then does the end count as clean.
+        self._closing = False
+        self._reader_done = anyio.Event()
+        self._observer = observer
+        if observer is not None:
+            self._event_hooks.append(observer.event_received)
+            observer.connection_opened()
+
+    @property
+    def telemetry(self) -> _Observer | None:
+        """The observer the owner plugged in (tracing's ConnectionTelemetry when an
+        OpenTelemetry SDK records), or None."""
+        return self._observer
+
+    # --- lifecycle --------------------------------------------------------
+    def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        self._task_group = task_group
+        task_group.start_soon(self._reader, name="esl-reader")
+
+    @property
+    def is_open(self) -> bool:
+        return not self.closed.is_set()
+
+    async def aclose(self, *, send_exit: bool = True, grace: float = 2.0) -> None:
+        """Say goodbye (``exit``) if possible, then close the stream.
+
+        Shielded with its own deadline: it runs during cancellation too.
+        """
+        with anyio.CancelScope(shield=True):
+            if send_exit and self.is_open and not self._closing:
+                self._closing = True
+                # The grace bounds only the goodbye: the stream is closed below in any case.
+                with anyio.move_on_after(grace):
+                    try:
+                        await self.send_command(cmd.exit(), "exit")
+                        await self._reader_done.wait()
+                    except ConnectionLost:
+                        pass
+            self._closing = True
+            self._finish(ConnectionLost("connection closed"), clean=True)
+            await self._stream.aclose()
+
+    # --- writing ----------------------------------------------------------
+    async def send_command(
+        self, data: bytes, label: str | None = None, *, timeout: float | None = None
+    ) -> Reply:
+        """Write one command and wait for its reply (command/reply or api/response).
+
+        ``timeout`` bounds the whole exchange and raises :class:`OperationTimeout`
+        (a :class:`TimeoutError`); None waits for as long as the caller's scope
+        allows. A command is never written from a scope that is already cancelled.
+        """
+        label = label if label is not None else redact_command(data.decode("utf-8", "replace"))
+        if timeout is None or timeout == math.inf:
+            send = self._outbox.send
+        else:
+            if timeout < 0:
+                raise ValueError("timeout must not be negative")
+            limit = timeout
+            outbox = self._outbox
+
+            async def send(data: bytes, label: str) -> Reply:
+                with anyio.move_on_after(limit) as scope:
+                    return await outbox.send(data, label)
+                assert scope.cancelled_caught
+                raise OperationTimeout(label, limit)
+
+        if self._observer is not None:
+            return await self._observer.observe_command(send, data, label)
+        return await send(data, label)
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write bytes that expect no reply (rare: e.g. a fake peer's frames)."""
+        await self._outbox.send_raw(data)
+
+    def expect_job(self, job_uuid: str) -> PendingJob:
+        """Register interest in a BACKGROUND_JOB before the bgapi is written."""
+        return self._routes.expect_job(job_uuid)
+
+    def forget_job(self, job_uuid: str) -> None:
+        self._routes.forget_job(job_uuid)
+
+    async def wait_job(self, job_uuid: str, job: PendingJob) -> Event:
+        return await self._routes.wait_job(job_uuid, job)
+
+    # --- subscriptions ----------------------------------------------------
+    def subscribe(
+        self,
+        keys: Iterable[str] = (ALL,),
+        *,
+        uuid: str | None = None,
+        matches: Callable[[Event], bool] | None = None,
+        max_buffer: int = 10_000,
+        overflow: Overflow = Overflow.ERROR,
+    ) -> Subscription[Event]:
+        """A local subscription; keys are event names, CUSTOM subclasses or ``ALL``.
+
+        With ``uuid`` it receives only that channel's events (O(1) routing).
+        """
+        return self._routes.subscribe(
+            keys, uuid=uuid, matches=matches, max_buffer=max_buffer, overflow=overflow
+        )
+
+    def subscribe_logs(self, *, max_buffer: int = 10_000) -> Subscription[LogData]:
+        return self._routes.subscribe_logs(max_buffer=max_buffer)
+
+    def add_event_hook(self, hook: Callable[[Event], None]) -> None:
+        """Call ``hook`` synchronously for every event, before routing (telemetry)."""
+        self._event_hooks.append(hook)
+
+    def add_notice_listener(self, listener: Callable[[DisconnectNotice], None]) -> None:
+        self._notice_listeners.append(listener)
+
+    def run_handler(
+        self,
+        keys: Iterable[str],
+        handler: EventHandler,
+        *,
+        uuid: str | None = None,
+        concurrent: bool = False,
+        max_concurrent: int = 1000,
+        max_buffer: int = 10_000,
+        overflow: Overflow = Overflow.ERROR,
+    ) -> HandlerRegistration:
+        """Run ``handler`` for matching events on the connection's worker pool.
+
+        Sequential by default (the handler sees its events one at a time, in
+        order); with ``concurrent=True`` up to ``max_concurrent`` calls overlap.
+        Up to ``max_buffer`` events wait for the handler; past that the
+        registration applies ``overflow`` (the reader never waits for it). A
+        handler that raises is logged and the connection carries on. Once the
+        connection is closed, events not yet handed to the handler are dropped.
+        """
+        if self._task_group is None:
+            raise RuntimeError("the connection is not started")
+        if self._handler_pool is None:
+            self._handler_pool = HandlerPool(self._task_group)
+        if self._observer is not None:
+            # The handler's own spans then belong to the event's call trace.
+            handler = self._observer.wrap_handler(handler)
+        return self._routes.add_handler(
+            keys,
+            self._handler_pool,
+            handler,
+            uuid=uuid,
+            max_concurrent=max_concurrent if concurrent else 1,
+            max_buffer=max_buffer,
+            overflow=overflow,
+        )
+
+    def start_soon(
+        self,
+        func: Callable[[*_TaskArgs], Coroutine[Any, Any, object]],
+        *args: *_TaskArgs,
+        name: object = None,
+    ) -> None:
+        """Run a task owned by this connection: it ends when the connection's owner ends."""
+        if self._task_group is None:
+            raise RuntimeError("the connection is not started")
+        self._task_group.start_soon(func, *args, name=name)
+
+    # --- reading ----------------------------------------------------------
+    async def _reader(self) -> None:
+        parser = self._parser
+        stream = self._stream
+        dispatch = self._dispatch
+        error: BaseException | None = None
+        try:
+            # After a goodbye the reader keeps reading until the peer closes,
+            # but delivers nothing more: everything pending has already failed.
+            while True:
+                try:
+                    data = await stream.receive(self._receive_size)
+                except anyio.EndOfStream:
+                    data = b""
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                    error = ConnectionLost(f"connection broke: {describe_error(exc)}")
+                    break
+                parser.receive_data(data)
+                while True:
+                    message = parser.next_event()
+                    if message is NEED_DATA:
+                        break
+                    if message is CONNECTION_CLOSED:
+                        error = ConnectionLost("connection closed by peer")
+                        return
+                    if not self.closed.is_set():
+                        # Synchronous: the reader never waits for a consumer.
+                        dispatch(message)
+        except ProtocolError as exc:
+            error = ConnectionLost(f"protocol error from peer: {exc}")
+            logger.error("ESL protocol error, closing the connection: %s", exc)
+        finally:
+            self._reader_done.set()
+            self._finish(error or ConnectionLost("connection closed"), clean=self._closing)
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()
+
+    def _dispatch(self, message: object) -> None:
+        if type(message) is Event:
+            for hook in self._event_hooks:
+                hook(message)
+            self._routes.route(message)
+            return
+        if type(message) is CommandReply or type(message) is ApiResponse:
+            if not self._outbox.reply_arrived(message):
+                logger.warning("reply with no command waiting for it: %r", message)
+            return
+        if type(message) is DisconnectNotice:
+            for listener in self._notice_listeners:
+                listener(message)
+            if not message.linger:
+                # FreeSWITCH sends nothing after this notice and closes the socket:
+                # whatever is still pending will never be answered.
+                if self._closing:
+                    self._finish(ConnectionLost("connection closed"), clean=True)
+                else:
+                    said = message.body.strip().splitlines()
+                    self._finish(
+                        ConnectionLost(
+                            "FreeSWITCH ended the connection"
+                            + (f" ({said[0].strip()})" if said else "")
+                        )
+                    )
+            return
+        if type(message) is LogData:
+            self._routes.deliver_log(message)
+            return
+        if type(message) is AuthRequest:
+            self.auth_requested.set()
+            return
+        if type(message) is RudeRejection:
+            self._finish(ConnectionLost(f"rejected by FreeSWITCH: {message.body.strip()}"))
+            return
+        logger.debug("ignoring frame %r", message)
+
+    def _finish(self, reason: BaseException, *, clean: bool = False) -> None:
+        """Fail everything that waits on this connection, once."""
+        if self.closed.is_set():
+            return
+        self.lost_reason = reason
+        self.closed.set()
+        if self._observer is not None:
+            self._observer.connection_closed()
+        self._outbox.fail(reason)
+        if self._handler_pool is not None:
+            # Before the routes below: no handler starts on a closed connection.
+            self._handler_pool.close()
+        self._routes.close(reason, clean=clean)

@@ -1,0 +1,205 @@
+"""Writing commands: the outbox, one writer at a time, reply slots in write order.
+
+A command's reply slot is queued in the same step as its bytes, so bytes and
+slots keep one order and the reader hands each reply to the oldest slot. A
+caller cancelled after writing leaves its slot behind: it silently absorbs the
+late reply instead of stealing the next command's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from .._exceptions import CommandStage, ConnectionLost
+from .._util import describe_error
+from ..protocol import ApiResponse, CommandReply
+
+__all__ = ["Outbox", "Reply"]
+
+Reply = CommandReply | ApiResponse
+
+
+@dataclass(slots=True, eq=False)
+class _PendingReply:
+    label: str
+    done: anyio.Event = field(default_factory=anyio.Event)
+    # Set before the bytes go to the transport: from then on the peer may
+    # have them, so a loss reports SENT, never NOT_SENT.
+    written: bool = False
+    reply: Reply | None = None
+    error: BaseException | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Outgoing:
+    """Bytes waiting in the outbox; ``taken`` once a writer has them."""
+
+    data: bytes
+    pending: _PendingReply | None
+    taken: bool = False
+
+
+class Outbox:
+    """The write side of one connection.
+
+    ``on_broken`` is told when a write leaves the stream unusable (timed out,
+    cancelled half-way, transport error); the connection then fails
+    everything, which ends here in :meth:`fail`.
+    """
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteSendStream,
+        *,
+        write_timeout: float | None,
+        on_broken: Callable[[BaseException], None],
+    ) -> None:
+        self._stream = stream
+        self._write_timeout = write_timeout
+        self._on_broken = on_broken
+        self._queue: list[_Outgoing] = []
+        self._writing = False
+        self._write_done: anyio.Event | None = None
+        self._pending: deque[_PendingReply] = deque()
+        # Set once, by fail(): from then on nothing more is written.
+        self._lost: BaseException | None = None
+
+    async def send(self, data: bytes, label: str) -> Reply:
+        """Write one command and wait for the reply that answers it."""
+        await _check_not_cancelled()
+        if self._lost is not None:
+            raise self._not_sent(label)
+        pending = _PendingReply(label)
+        # Queued in the same step as its reply slot, so bytes and slots keep one order.
+        self._pending.append(pending)
+        outgoing = _Outgoing(data, pending)
+        self._queue.append(outgoing)
+        await self._write_until_sent(outgoing)
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.reply is not None
+        return pending.reply
+
+    def _not_sent(self, what: str) -> ConnectionLost:
+        reason = self._lost
+        return ConnectionLost(
+            f"cannot send {what!r}" + (f": {reason}" if reason is not None else ""),
+            stage=CommandStage.NOT_SENT,
+        )
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write bytes that expect no reply."""
+        await _check_not_cancelled()
+        if self._lost is not None:
+            raise self._not_sent("raw bytes")
+        outgoing = _Outgoing(data, None)
+        self._queue.append(outgoing)
+        await self._write_until_sent(outgoing)
+        if self._lost is not None:
+            raise self._lost
+
+    def reply_arrived(self, reply: Reply) -> bool:
+        """Hand a reply to the oldest waiting slot; False when no command waits for one."""
+        if not self._pending:
+            return False
+        pending = self._pending.popleft()
+        pending.reply = reply
+        pending.done.set()
+        return True
+
+    def fail(self, reason: BaseException) -> None:
+        """The connection is gone: drop what was not written, fail every waiting command."""
+        self._lost = reason
+        self._queue.clear()
+        self._wake_writers()
+        while self._pending:
+            pending = self._pending.popleft()
+            stage = CommandStage.SENT if pending.written else CommandStage.NOT_SENT
+            pending.error = ConnectionLost(f"{pending.label!r}: {reason}", stage=stage)
+            pending.done.set()
+
+    async def _write_until_sent(self, outgoing: _Outgoing) -> None:
+        """Write our command, batching whatever else is queued with it.
+
+        Whoever finds no write in progress becomes the writer and writes
+        everything queued in one go; the others wait, and one of them writes
+        what was queued meanwhile. A caller cancelled before its bytes were
+        taken withdraws its command: nothing was written. A write cancelled or
+        timed out half-way leaves the stream in an unknown state: the
+        connection is failed (everything pending gets :class:`ConnectionLost`)
+        and the cancellation goes on at once.
+        """
+        while self._lost is None and not outgoing.taken:
+            if not self._writing:
+                await self._write_batch()
+                continue
+            done = self._write_done
+            if done is None:
+                done = self._write_done = anyio.Event()
+            try:
+                await done.wait()
+            except BaseException:
+                if not outgoing.taken and self._lost is None:
+                    # Never handed to the transport: withdraw it, nothing was sent.
+                    self._queue.remove(outgoing)
+                    if outgoing.pending is not None:
+                        self._pending.remove(outgoing.pending)
+                raise
+
+    async def _write_batch(self) -> None:
+        self._writing = True
+        batch, self._queue = self._queue, []
+        data = batch[0].data if len(batch) == 1 else b"".join(o.data for o in batch)
+        label = "raw"
+        for outgoing in reversed(batch):
+            outgoing.taken = True
+            if outgoing.pending is not None:
+                outgoing.pending.written = True
+                label = outgoing.pending.label
+        try:
+            with anyio.move_on_after(
+                math.inf if self._write_timeout is None else self._write_timeout
+            ) as scope:
+                await self._stream.send(data)
+            if scope.cancelled_caught:
+                self._on_broken(
+                    ConnectionLost(
+                        f"write of {label!r} timed out after {self._write_timeout:g} s: "
+                        "the peer stopped reading"
+                    )
+                )
+        except anyio.get_cancelled_exc_class():
+            self._on_broken(
+                ConnectionLost(f"write of {label!r} was cancelled half-way: the stream is unusable")
+            )
+            raise
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self._on_broken(ConnectionLost(f"write of {label!r} failed: {describe_error(exc)}"))
+        finally:
+            self._writing = False
+            self._wake_writers()
+
+    def _wake_writers(self) -> None:
+        done = self._write_done
+        if done is not None:
+            self._write_done = None
+            done.set()
+
+
+async def _check_not_cancelled() -> None:
+    """Raise the pending cancellation, if any, before a command has any effect.
+
+    A deadline that has already passed counts too, even before the event
+    loop has noticed it.
+    """
+    await anyio.lowlevel.checkpoint_if_cancelled()
+    if anyio.current_effective_deadline() <= anyio.current_time():
+        await anyio.lowlevel.checkpoint()
