@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import gc
 import json
 import os
@@ -114,6 +115,10 @@ def raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+#: ``ours ... --profile FILE``: cProfile of the measured window only, written to FILE.
+PROFILE_TO: str | None = None
+
+
 class Window:
     """Wall clock, this process's CPU and FreeSWITCH's CPU between start() and stop()."""
 
@@ -121,12 +126,19 @@ class Window:
         self.fs_pid = fs_pid
         self.t0 = self.cpu0 = 0.0
         self.fs0: float | None = None
+        self.profiler: cProfile.Profile | None = None
 
     def start(self) -> None:
         self.t0, self.cpu0 = time.perf_counter(), cpu_seconds()
         self.fs0 = cpu_seconds(self.fs_pid) if self.fs_pid else None
+        if PROFILE_TO:
+            self.profiler = cProfile.Profile(time.process_time)
+            self.profiler.enable()
 
     def stop(self, count: int) -> dict[str, Any]:
+        if self.profiler is not None:
+            self.profiler.disable()
+            self.profiler.dump_stats(str(PROFILE_TO))
         seconds = time.perf_counter() - self.t0
         cpu = cpu_seconds() - self.cpu0
         result: dict[str, Any] = {
@@ -715,6 +727,13 @@ METRICS: tuple[Metric, ...] = (
 )  # fmt: skip
 
 
+GROUPS = {
+    "inbound-channel": "Channel.create -> hangup",
+    "inbound-raw": "raw bgapi + subscription",
+    "outbound": "Outbound session",
+}
+
+
 def median_of(samples: list[dict[str, Any]], field: str) -> float | None:
     values = [s[field] for s in samples if s.get(field) is not None]
     return statistics.median(values) if values else None
@@ -734,10 +753,13 @@ def build_rows(samples: dict[str, dict[str, list[dict[str, Any]]]]) -> list[dict
         ratio = None
         if metric.better and ours and theirs:
             ratio = ours / theirs if metric.better == "higher" else theirs / ours
+        label = metric.label
+        if label.startswith(" "):  # a detail of the row above: name it in full for the chart
+            label = f"{GROUPS[bench]}: {label.strip()}"
         rows.append(
             {
                 "key": metric.key,
-                "label": metric.label.strip(),
+                "label": label,
                 "ours": ours,
                 "genesis": theirs,
                 "ratio": ratio,
@@ -804,7 +826,10 @@ def worker_main(role: str, argv: Sequence[str]) -> None:
     if role == "ours":
         parser.add_argument("bench", choices=sorted(OURS))
     add_worker_options(parser)
+    parser.add_argument("--profile", help="cProfile the measured window into this file")
     args = parser.parse_args(argv)
+    global PROFILE_TO
+    PROFILE_TO = args.profile
     job = {"dial": dialer, "fake-peer": fake_peer}.get(role) or OURS[args.bench]
     result = trio.run(job, args)
     result["library"] = f"genesis_trio {genesis_trio.__version__}"

@@ -125,3 +125,62 @@ def test_hangup_detection() -> None:
     assert is_hangup(Event({"Event-Name": "CHANNEL_STATE", "Channel-State": "CS_REPORTING"}))
     assert is_hangup(Event({"Event-Name": "CHANNEL_UNPARK", "Answer-State": "hangup"}))
     assert not is_hangup(Event({"Event-Name": "CHANNEL_ANSWER", "Answer-State": "answered"}))
+
+
+def lazy_events(name: str) -> list[Event]:
+    """The capture's events as a connection holds them: undecoded until read."""
+    parser = ESLParser(lazy_events=True)
+    parser.receive_data(read_capture(f"{name}.bin"))
+    found = []
+    while (message := parser.next_event()) is not NEED_DATA:
+        if isinstance(message, Event):
+            found.append(message)
+    return found
+
+
+def merged_headers(uuid: str, stream: list[Event]) -> dict[str, str]:
+    data: dict[str, str] = {}
+    for event in stream:
+        if event.unique_id == uuid:
+            data.update(event.headers._first)
+    return data
+
+
+def test_following_a_channel_reads_only_the_headers_its_state_needs() -> None:
+    stream = lazy_events("inbound_plain_lifecycle")
+    for leg in (A_LEG, C_LEG):
+        status = follow(leg, stream)
+        assert status.hung_up
+        assert status.hangup_cause_q850 == 16
+        own = [event for event in stream if event.unique_id == leg]
+        assert len(own) > 20
+        # Nothing was decoded in full: the state came from single-header reads.
+        assert all(event._headers is None for event in own)
+        # Reading the data merges every event, in order, as a full decode would.
+        assert status.data == merged_headers(leg, events("inbound_plain_lifecycle"))
+
+
+def test_data_and_q850_are_the_same_however_many_events_wait_to_be_merged() -> None:
+    status = ChannelStatus("u1")
+    status.apply(
+        Event(
+            {
+                "Event-Name": "CHANNEL_CREATE",
+                "Unique-ID": "u1",
+                "variable_hangup_cause_q850": "17",
+                "X": "first",
+            }
+        )
+    )
+    for number in range(100):  # past the number of events held unmerged
+        status.apply(Event({"Event-Name": "CHANNEL_STATE", "Unique-ID": "u1", "Y": str(number)}))
+    status.apply(
+        Event({"Event-Name": "CHANNEL_HANGUP", "Unique-ID": "u1", "Hangup-Cause": "USER_BUSY"})
+    )
+    # The hangup event carries no q850: the newest event that did says it.
+    assert status.hangup_cause == "USER_BUSY"
+    assert status.hangup_cause_q850 == 17
+    assert status.data["X"] == "first"
+    assert status.data["Y"] == "99"
+    assert status.data["Event-Name"] == "CHANNEL_HANGUP"
+    assert status.events_seen == 102

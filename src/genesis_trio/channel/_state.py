@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ..protocol import Event
 from ..protocol._headers import header_int
@@ -73,6 +73,10 @@ MILESTONE_EVENTS = frozenset(
 
 _ENDED_STATES = frozenset(("CS_HANGUP", "CS_REPORTING", "CS_DESTROY"))
 
+# Events a channel holds undecoded before merging them into its data (each a few KiB:
+# at most ~200 KiB per live channel; a bridged call's leg sees about 40 events in all).
+_UNFOLDED_LIMIT = 64
+
 
 def is_hangup(event: Event) -> bool:
     """Does this event of a channel say the channel has hung up?"""
@@ -91,11 +95,12 @@ class ChannelStatus:
     """
 
     __slots__ = (
+        "_data",
+        "_unfolded",
         "answer_state",
         "answered",
         "bridged_to",
         "call_state",
-        "data",
         "events_seen",
         "hangup_cause",
         "hangup_cause_q850",
@@ -118,15 +123,41 @@ class ChannelStatus:
         self.hangup_cause_q850: int | None = None
         self.milestones: dict[str, Event] = {}
         self.park_event: Event | None = None  # the CHANNEL_PARK of the park we are in
-        self.data: dict[str, str] = {}
+        self._data: dict[str, str] = {}
+        # Events applied but not yet merged into ``data``: merging needs every
+        # header, i.e. a full decode, which most programs never ask for.
+        self._unfolded: list[Event] = []
         self.events_seen = 0
 
+    @property
+    def data(self) -> dict[str, str]:
+        """Every header the channel's events carried, the latest value of each."""
+        if self._unfolded:
+            self._fold()
+        return self._data
+
+    def _fold(self) -> None:
+        unfolded, data = self._unfolded, self._data
+        while unfolded:
+            # One at a time: an event that fails to decode raises once, the rest still merge.
+            data.update(unfolded.pop(0).headers._first)
+
     def apply(self, event: Event) -> None:
-        """Apply one event whose ``Unique-ID`` is this channel."""
+        """Apply one event whose ``Unique-ID`` is this channel.
+
+        Only the few headers the state needs are read (straight from the
+        event's bytes); the rest reach :attr:`data` when someone reads it.
+        """
         self.events_seen += 1
-        headers = event.headers._first
-        name = headers.get("Event-Name")
-        self._apply_headers(headers)
+        unfolded = self._unfolded
+        unfolded.append(event)
+        if len(unfolded) >= _UNFOLDED_LIMIT:
+            self._fold()  # a long call: keep the held events bounded
+        get = event.get
+        name = get("Event-Name")
+        self._apply_fields(
+            name, get("Channel-State"), get("Channel-Call-State"), get("Answer-State"), get
+        )
         if name is None:
             return
         if name in MILESTONE_EVENTS:
@@ -134,7 +165,7 @@ class ChannelStatus:
         if name == "CHANNEL_ANSWER":
             self.answered = True
         elif name == "CHANNEL_BRIDGE":
-            self.bridged_to = _other_leg(headers, self.uuid)
+            self.bridged_to = _other_leg(event, self.uuid)
         elif name == "CHANNEL_UNBRIDGE":
             self.bridged_to = None
         elif name == "CHANNEL_PARK":
@@ -146,9 +177,8 @@ class ChannelStatus:
 
     def apply_peer_bridge(self, event: Event) -> None:
         """A CHANNEL_(UN)BRIDGE fired on the other leg, naming this one as its B leg."""
-        headers = event.headers._first
-        if headers.get("Event-Name") == "CHANNEL_BRIDGE":
-            self.bridged_to = headers.get("Bridge-A-Unique-ID")
+        if event.get("Event-Name") == "CHANNEL_BRIDGE":
+            self.bridged_to = event.get("Bridge-A-Unique-ID")
         else:
             self.bridged_to = None
 
@@ -164,50 +194,72 @@ class ChannelStatus:
             if not self.hung_up and headers.get("Answer-State") == "hangup":
                 self._mark_hung_up(headers.get("Hangup-Cause"))
             return
-        self._apply_headers(headers)
+        self.data.update(headers)
+        self._apply_fields(
+            headers.get("Event-Name"),
+            headers.get("Channel-State"),
+            headers.get("Channel-Call-State"),
+            headers.get("Answer-State"),
+            headers.get,
+        )
+
+    def _apply_fields(
+        self,
+        name: str | None,
+        state_name: str | None,
+        call_state: str | None,
+        answer_state: str | None,
+        get: Callable[[str], str | None],
+    ) -> None:
+        if state_name is not None:
+            state = ChannelState.from_freeswitch(state_name)
+            if state is not None:
+                self.state = state
+        if call_state is not None:
+            self.call_state = call_state
+        if answer_state is not None:
+            self.answer_state = answer_state
+            if answer_state == "answered":
+                self.answered = True
+        if answer_state == "hangup" or state_name in _ENDED_STATES or name in HANGUP_EVENTS:
+            if self.hung_up:
+                # Told again (FreeSWITCH does, several times): only this event is new.
+                self._note_hangup(get("Hangup-Cause"), get("variable_hangup_cause_q850"))
+            else:
+                self._mark_hung_up(get("Hangup-Cause"))
 
     def mark_gone(self, cause: str | None = None) -> None:
         """The channel ended without (further) events saying so (socket closed by the switch)."""
         if not self.hung_up:
             self._mark_hung_up(cause)
 
-    def _apply_headers(self, headers: Mapping[str, str]) -> None:
-        self.data.update(headers)
-        state_name = headers.get("Channel-State")
-        if state_name is not None:
-            state = ChannelState.from_freeswitch(state_name)
-            if state is not None:
-                self.state = state
-        call_state = headers.get("Channel-Call-State")
-        if call_state is not None:
-            self.call_state = call_state
-        answer_state = headers.get("Answer-State")
-        if answer_state is not None:
-            self.answer_state = answer_state
-            if answer_state == "answered":
-                self.answered = True
-        if (
-            headers.get("Answer-State") == "hangup"
-            or state_name in _ENDED_STATES
-            or headers.get("Event-Name") in HANGUP_EVENTS
-        ):
-            self._mark_hung_up(headers.get("Hangup-Cause"))
-
     def _mark_hung_up(self, cause: str | None) -> None:
         self.hung_up = True
+        known = self.hangup_cause_q850 is not None
+        self._note_hangup(cause, None if known else self._latest("variable_hangup_cause_q850"))
+
+    def _note_hangup(self, cause: str | None, q850: str | None) -> None:
         self.bridged_to = None
         self.park_event = None
         if cause and self.hangup_cause is None:
             self.hangup_cause = cause
         if self.hangup_cause_q850 is None:
-            self.hangup_cause_q850 = header_int(self.data.get("variable_hangup_cause_q850"))
+            self.hangup_cause_q850 = header_int(q850)
+
+    def _latest(self, name: str) -> str | None:
+        """``data.get(name)`` without merging: the newest event carrying it says."""
+        for event in reversed(self._unfolded):
+            value = event.get(name)
+            if value is not None:
+                return value
+        return self._data.get(name)
 
 
-def _other_leg(headers: Mapping[str, str], uuid: str) -> str | None:
-    a_leg = headers.get("Bridge-A-Unique-ID")
-    b_leg = headers.get("Bridge-B-Unique-ID")
+def _other_leg(event: Event, uuid: str) -> str | None:
+    a_leg = event.get("Bridge-A-Unique-ID")
+    b_leg = event.get("Bridge-B-Unique-ID")
     if a_leg == uuid:
         return b_leg
     if b_leg == uuid:
         return a_leg
-    return headers.get("Other-Leg-Unique-ID")
+    return event.get("Other-Leg-Unique-ID")
