@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._dispatch import HandlerRegistration
+from ._dispatch import DEFAULT_HANDLER_THREADS, HandlerRegistration, in_worker_thread
 from ._exceptions import CommandError, LocalProtocolError
 from ._filters import SwitchFilters
 from ._outcome import OperationTimeout
@@ -73,9 +73,21 @@ class ESLClient:
     # carries its own call's events only. Asked here, not by isinstance(Session),
     # so the channel layer above the clients never imports the Session module.
     _myevents: bool = False
+    #: How many plain ``def`` handlers registered with :meth:`on` may run at once (each in a
+    #: worker thread of its own).
+    handler_threads: int = DEFAULT_HANDLER_THREADS
 
     def __init__(self) -> None:
         self._switch_state: _SwitchState | None = None
+        self._thread_limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def handler_limiter(self) -> anyio.CapacityLimiter:
+        """The limiter of the worker threads that run this client's plain ``def`` handlers."""
+        # Made on first use: a limiter belongs to a running event loop.
+        if self._thread_limiter is None:
+            self._thread_limiter = anyio.CapacityLimiter(self.handler_threads)
+        return self._thread_limiter
 
     def _own_call_uuid(self) -> str | None:
         """The call this connection belongs to (an outbound Session's, once connected)."""
@@ -395,12 +407,17 @@ class ESLClient:
         so a handler may await commands on its own connection. Leaving the
         connection drops the events not yet handed to the handler. Call
         :meth:`events` (or use :meth:`subscribe`) to have FreeSWITCH send them.
+
+        A plain ``def`` handler runs in a worker thread (``anyio.to_thread``), at most
+        :attr:`handler_threads` at once, so it never blocks the event loop; it can call
+        back into the loop with ``anyio.from_thread.run``. A thread cannot be cancelled:
+        leaving the connection waits for a running sync handler to return.
         """
         if not name or "\n" in name:
             raise LocalProtocolError(f"invalid event name {name!r}")
         return self._connection.run_handler(
             [name],
-            handler,
+            in_worker_thread(handler, self.handler_limiter),
             concurrent=concurrent,
             max_concurrent=max_concurrent,
             max_buffer=max_buffer,

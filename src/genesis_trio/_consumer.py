@@ -15,6 +15,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from . import tracing
+from ._dispatch import DEFAULT_HANDLER_THREADS, in_worker_thread, is_async_callable
 from ._exceptions import ConnectionLost, ConnectTimeout, LocalProtocolError
 from ._inbound import Inbound
 from ._util import logger
@@ -65,19 +66,48 @@ def filtrate(key: str, value: str | None = None, regex: bool = False) -> Callabl
             else function
         )
 
-        @functools.wraps(inner)
-        async def wrapper(event: Event) -> Any:
-            if all(f.accepts(event) for f in filters):
-                result = inner(event)
-                if isinstance(result, Awaitable):
-                    return await result
-                return result
-            return None
+        wrapper: Callable[[Event], Any]
+        if is_async_callable(inner):
+
+            @functools.wraps(inner)
+            async def wrapper(event: Event) -> Any:
+                if all(f.accepts(event) for f in filters):
+                    result = inner(event)
+                    if isinstance(result, Awaitable):
+                        return await result
+                    return result
+                return None
+
+        else:
+            # Stays a plain function, so whoever runs it runs it in a worker thread.
+            @functools.wraps(inner)
+            def wrapper(event: Event) -> Any:
+                if all(f.accepts(event) for f in filters):
+                    return inner(event)
+                return None
 
         wrapper.__genesis_filters__ = filters  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _for_client(handler: Handler, limiter: anyio.CapacityLimiter) -> Handler:
+    """A filtered plain ``def`` handler checks its filters in the loop, runs in a thread."""
+    filters: tuple[_Filter, ...] | None = getattr(handler, "__genesis_filters__", None)
+    inner = getattr(handler, "__wrapped__", None)
+    if not filters or inner is None or is_async_callable(handler):
+        return handler
+    threaded = in_worker_thread(inner, limiter)
+
+    @functools.wraps(inner)
+    async def filtered(event: Event) -> None:
+        if all(f.accepts(event) for f in filters):
+            result = threaded(event)
+            if isinstance(result, Awaitable):
+                await result
+
+    return filtered
 
 
 def _switch_can_filter(header: str, value: str) -> bool:
@@ -123,6 +153,7 @@ class Consumer:
         concurrent: bool = True,
         reconnect: bool = False,
         max_backoff: float = 30.0,
+        handler_threads: int = DEFAULT_HANDLER_THREADS,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
@@ -136,6 +167,7 @@ class Consumer:
         self.concurrent = concurrent
         self.reconnect = reconnect
         self.max_backoff = max_backoff
+        self.handler_threads = handler_threads
         self.handlers: dict[str, list[Handler]] = {}
         self.client: Inbound | None = None
         self._ready = anyio.Event()
@@ -231,6 +263,7 @@ class Consumer:
             self.port,
             self.password,
             timeout=self.timeout,
+            handler_threads=self.handler_threads,
             tracer_provider=self._tracer_provider,
             meter_provider=self._meter_provider,
         ) as client:
@@ -238,7 +271,11 @@ class Consumer:
             try:
                 for name, handlers in self.handlers.items():
                     for handler in handlers:
-                        client.on(name, handler, concurrent=self.concurrent)
+                        client.on(
+                            name,
+                            _for_client(handler, client.handler_limiter),
+                            concurrent=self.concurrent,
+                        )
                 names = list(self.handlers) or ["ALL"]
                 plain = [n for n in names if "::" not in n]
                 subclasses = [n for n in names if n not in plain]

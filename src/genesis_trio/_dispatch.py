@@ -12,6 +12,8 @@ handler, so a handler may await a command on its own connection.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections import deque
 from collections.abc import Awaitable, Callable
 from types import CoroutineType
@@ -19,14 +21,69 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from ._subscription import Overflow, SubscriptionOverflow, checked_overflow
 from ._util import logger
 from .protocol import Event
 
-__all__ = ["EventHandler", "HandlerPool", "HandlerRegistration"]
+__all__ = [
+    "DEFAULT_HANDLER_THREADS",
+    "EventHandler",
+    "HandlerPool",
+    "HandlerRegistration",
+    "in_worker_thread",
+    "is_async_callable",
+]
 
 EventHandler = Callable[[Event], Awaitable[object] | object]
+
+#: How many plain ``def`` handlers of one client may run at once, each in a worker
+#: thread (AnyIO's own default limiter has 40 tokens too, but is shared by every user
+#: of ``to_thread`` in the process: a client gets its own).
+DEFAULT_HANDLER_THREADS = 40
+
+
+def is_async_callable(handler: object) -> bool:
+    """An ``async def`` function (or a partial of one, or an object with ``async __call__``)."""
+    while isinstance(handler, functools.partial):
+        handler = handler.func
+    if inspect.iscoroutinefunction(handler):
+        return True
+    if inspect.isfunction(handler) or inspect.ismethod(handler) or inspect.isbuiltin(handler):
+        return False
+    return inspect.iscoroutinefunction(getattr(handler, "__call__", None))  # noqa: B004
+
+
+class _InWorkerThread:
+    """A plain ``def`` handler, run by ``anyio.to_thread.run_sync`` so it never blocks the loop.
+
+    Not abandoned on cancellation: a thread cannot be interrupted, and a handler still
+    running after its connection's owner left would be a task without an owner. So
+    leaving the ``async with`` waits for a running sync handler to return.
+    """
+
+    __slots__ = ("handler", "limiter")
+
+    def __init__(self, handler: EventHandler, limiter: anyio.CapacityLimiter) -> None:
+        self.handler = handler
+        self.limiter = limiter
+
+    async def __call__(self, event: Event) -> None:
+        result: Any = await anyio.to_thread.run_sync(self.handler, event, limiter=self.limiter)
+        if result is not None and isinstance(result, Awaitable):
+            # A plain function that returned an awaitable (a lambda around a coroutine).
+            await result
+
+    def __repr__(self) -> str:
+        return repr(self.handler)
+
+
+def in_worker_thread(handler: EventHandler, limiter: anyio.CapacityLimiter) -> EventHandler:
+    """``handler`` itself if it is async, else a wrapper running it in a worker thread."""
+    if is_async_callable(handler):
+        return handler
+    return _InWorkerThread(handler, limiter)
 
 
 class HandlerRegistration:

@@ -12,6 +12,7 @@ from opentelemetry.trace import TracerProvider
 
 from . import tracing
 from ._client import ESLClient
+from ._dispatch import DEFAULT_HANDLER_THREADS
 from ._exceptions import AuthenticationError, ConnectionLost, ConnectTimeout
 from ._stream import ESLConnection
 from ._util import collapse_single_exception_group, logger
@@ -44,6 +45,7 @@ class Inbound(ESLClient):
         command_timeout: float | None = None,
         write_timeout: float | None = 30.0,
         max_frame_size: int | None = None,
+        handler_threads: int = DEFAULT_HANDLER_THREADS,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
@@ -60,6 +62,9 @@ class Inbound(ESLClient):
         self.command_timeout = command_timeout
         self.write_timeout = write_timeout
         self._max_frame_size = max_frame_size
+        if handler_threads < 1:
+            raise ValueError("handler_threads must be at least 1")
+        self.handler_threads = handler_threads
         self._exit_stack: AsyncExitStack | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
 

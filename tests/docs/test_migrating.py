@@ -74,7 +74,7 @@ async def test_star_is_no_event_name_and_all_is(fake: FakeFreeSWITCH) -> None:
     star: list[Event] = []
     got_one = trio.Event()
 
-    def every(event: Event) -> None:
+    async def every(event: Event) -> None:
         got_one.set()
 
     async with Inbound(fake.host, fake.port, "ClueCon") as client:

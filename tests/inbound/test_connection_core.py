@@ -143,8 +143,11 @@ async def test_a_handler_overflow_error_stops_only_that_handler(fake: FakeFreeSW
             await gate.wait()
             slow.append(event["X-N"])
 
+        async def fast_handler(event: Event) -> None:
+            fast.append(event["X-N"])
+
         stopped = client.on("CUSTOM", slow_handler, max_buffer=2)
-        client.on("CUSTOM", lambda event: fast.append(event["X-N"]))
+        client.on("CUSTOM", fast_handler)
         await client.events("CUSTOM", "err::t")
         events = burst(fake, "err::t", 6)
         with anyio.fail_after(20):
