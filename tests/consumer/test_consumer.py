@@ -67,7 +67,7 @@ async def test_filtrate_exact_and_regex(fake: FakeFreeSWITCH) -> None:
 
     @app.handle("demo::f")
     @filtrate("X-Last")
-    def done(event: Event) -> None:
+    async def done(event: Event) -> None:
         last.set()
 
     async with trio.open_nursery() as nursery:

@@ -380,7 +380,7 @@ async def test_handlers_run_for_real_events(freeswitch: RealSwitch) -> None:
                 completed.append((event.name, event.hangup_cause))
                 hung_up.set()
 
-        def on_answer(event: Event) -> None:
+        async def on_answer(event: Event) -> None:
             if event.unique_id == uuid:
                 answered.append(event.unique_id)
                 answer_seen.set()
