@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from urllib.parse import unquote
 
@@ -43,7 +44,21 @@ def url_encode(value: str) -> str:
 
 
 def url_decode(value: str) -> str:
-    """Decode a plain-format header value (``%XX`` escapes, UTF-8; ``+`` stays ``+``)."""
+    """Decode a plain-format header value (``%XX`` escapes, UTF-8; ``+`` stays ``+``).
+
+    The same result as ``urllib.parse.unquote(value, "utf-8", "replace")``, in C: every
+    ``%XX`` becomes a ``\\xXX`` escape for the bytes-escape decoder (backslashes doubled
+    first). A ``%`` without two hex digits after it makes that decoder refuse the text, and
+    ``unquote`` (which leaves such a ``%`` as it is) does the work instead.
+    """
     if "%" not in value:
         return value
-    return unquote(value, encoding="utf-8", errors="replace")
+    try:
+        raw = _escape_decode(value.encode("utf-8").replace(b"\\", b"\\\\").replace(b"%", b"\\x"))
+    except ValueError:
+        return unquote(value, encoding="utf-8", errors="replace")
+    return raw[0].decode("utf-8", "replace")
+
+
+# CPython's bytes-escape decoder (the codec behind "\x41" in bytes literals; pickle uses it).
+_escape_decode = codecs.escape_decode

@@ -11,20 +11,31 @@ from . import _names as n
 
 __all__ = ["event_attributes", "header_attribute_name", "span_attribute_limit"]
 
-_names: dict[str, str] = {}
 _NAME_CACHE_LIMIT: Final = 8192
 DEFAULT_ATTRIBUTE_LIMIT: Final = 128
 
 
+class _AttributeNames(dict[str, str]):
+    """Header name -> attribute name; indexing computes (and caches) a missing one.
+
+    A dict subclass so that ``map(names.__getitem__, headers)`` runs in C for
+    every header already seen.
+    """
+
+    def __missing__(self, header: str) -> str:
+        name = n.EVENT_HEADER_PREFIX + header.lower().replace("-", "_")
+        # Header names come from the peer; a bounded cache cannot be grown without limit.
+        if len(self) < _NAME_CACHE_LIMIT:
+            self[header] = name
+        return name
+
+
+_names = _AttributeNames()
+
+
 def header_attribute_name(header: str) -> str:
     """``Event-Subclass`` -> ``event.header.event_subclass``."""
-    cached = _names.get(header)
-    if cached is None:
-        cached = n.EVENT_HEADER_PREFIX + header.lower().replace("-", "_")
-        # Header names come from the peer; a bounded cache cannot be grown without limit.
-        if len(_names) < _NAME_CACHE_LIMIT:
-            _names[header] = cached
-    return cached
+    return _names[header]
 
 
 def event_attributes(
@@ -51,13 +62,17 @@ def event_attributes(
     if sip_call_id:
         attributes[n.SIP_CALL_ID] = sip_call_id
     extra = headers._extra
+    if not extra and len(attributes) + len(first) <= limit:
+        # The common case, in C: every header once, all of them within the limit.
+        attributes.update(zip(map(_names.__getitem__, first), first.values(), strict=True))
+        return attributes
     for name, value in first.items():
         if len(attributes) >= limit:
             break
         if extra and name in extra:
-            attributes[header_attribute_name(name)] = [value, *extra[name]]
+            attributes[_names[name]] = [value, *extra[name]]
         else:
-            attributes[header_attribute_name(name)] = value
+            attributes[_names[name]] = value
     return attributes
 
 

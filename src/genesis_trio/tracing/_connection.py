@@ -77,6 +77,8 @@ class ConnectionTelemetry:
         self._calls = CallTraces()
         self._open = False
         self._attribute_limit: int | None = None
+        # Whether the last process_event span recorded (a guess for the next one).
+        self._recording = True
 
     @classmethod
     def create(
@@ -214,8 +216,11 @@ class ConnectionTelemetry:
     def _on_event(self, event: Event) -> None:
         tracer = self.tracer
         # A lazily decoded event answers these few lookups from its bytes; the full
-        # decode happens only for a span that records (it needs every header).
-        headers: Mapping[str, str] = event
+        # decode happens only for a span that records (it needs every header). While
+        # spans record, decoding first makes every lookup below a dict lookup.
+        headers: Mapping[str, str] = (
+            event.headers._first if tracer is not None and self._recording else event
+        )
         name = headers.get("Event-Name") or "UNKNOWN"
         subclass = headers.get("Event-Subclass") if name == "CUSTOM" else None
         instruments = self.instruments
@@ -247,7 +252,7 @@ class ConnectionTelemetry:
             starts_trace = False
             parent = self._base
         span = tracer.start_span(n.PROCESS_EVENT, context=parent)
-        recording = span.is_recording()
+        recording = self._recording = span.is_recording()
         if recording:
             headers = event.headers._first
             limit = self._attribute_limit
