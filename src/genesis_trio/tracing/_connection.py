@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from inspect import isawaitable
 from typing import TYPE_CHECKING, Final
 
 from opentelemetry import context as otel_context
@@ -137,18 +138,29 @@ class ConnectionTelemetry:
         """
         if self.tracer is None:
             return nullcontext()
+        return _attached(self._handler_parent(event))
+
+    def _handler_parent(self, event: Event) -> Context:
         call_key = event.get("Channel-Call-UUID") or event.get("Unique-ID")
         parent = self._calls.parent(call_key, event) if call_key is not None else None
-        return _attached(parent if parent is not None else self._base)
+        return parent if parent is not None else self._base
 
     def wrap_handler(self, handler: EventHandler) -> EventHandler:
         """``handler`` running under :meth:`handler_context` of each event it gets."""
+        if self.tracer is None:
+            return handler
+        parent_of = self._handler_parent
+        attach, detach = otel_context.attach, otel_context.detach
 
+        # Per event: one parent lookup and one attach/detach pair, no context manager.
         async def in_call_context(event: Event) -> None:
-            with self.handler_context(event):
+            token = attach(parent_of(event))
+            try:
                 result = handler(event)
-                if isinstance(result, Awaitable):
+                if isawaitable(result):
                     await result
+            finally:
+                detach(token)
 
         return in_call_context
 
