@@ -16,7 +16,7 @@ from ._client import ESLClient
 from ._exceptions import ChannelError, CommandError, ConnectionLost
 from ._stream import ESLConnection
 from .channel import Channel
-from .protocol import CommandReply, DisconnectNotice, Event, EventFormat
+from .protocol import MYEVENTS_NAMES, CommandReply, DisconnectNotice, Event, EventFormat
 from .protocol import commands as cmd
 
 if TYPE_CHECKING:
@@ -24,34 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MYEVENTS_NAMES", "Session"]
 
-# The events mod_event_socket's ``myevents`` turns on (others: ask with ``event``).
-MYEVENTS_NAMES = frozenset(
-    {
-        "CHANNEL_ANSWER",
-        "CHANNEL_APPLICATION",
-        "CHANNEL_BRIDGE",
-        "CHANNEL_CREATE",
-        "CHANNEL_DATA",
-        "CHANNEL_DESTROY",
-        "CHANNEL_EXECUTE",
-        "CHANNEL_EXECUTE_COMPLETE",
-        "CHANNEL_HANGUP",
-        "CHANNEL_HANGUP_COMPLETE",
-        "CHANNEL_ORIGINATE",
-        "CHANNEL_UUID",
-        "CHANNEL_OUTGOING",
-        "CHANNEL_PARK",
-        "CHANNEL_PROGRESS",
-        "CHANNEL_PROGRESS_MEDIA",
-        "CHANNEL_STATE",
-        "CHANNEL_UNBRIDGE",
-        "CHANNEL_UNPARK",
-        "DETECTED_SPEECH",
-        "DTMF",
-        "NOTALK",
-        "TALK",
-    }
-)
 
 _TaskArgs = TypeVarTuple("_TaskArgs")
 

@@ -7,7 +7,9 @@ tested synchronously, fuzzed and benchmarked on its own.
 from .._exceptions import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .._publish import publish
 from . import _commands as commands
+from . import _fsparse as fsparse
 from ._codec import url_decode, url_encode
+from ._commands import MYEVENTS_NAMES
 from ._framing import encode_event_frame, encode_frame
 from ._headers import Headers
 from ._messages import (
@@ -29,6 +31,7 @@ from ._parser import CONNECTION_CLOSED, DEFAULT_MAX_FRAME_SIZE, NEED_DATA, ESLPa
 __all__ = [
     "CONNECTION_CLOSED",
     "DEFAULT_MAX_FRAME_SIZE",
+    "MYEVENTS_NAMES",
     "NEED_DATA",
     "ApiResponse",
     "AuthRequest",
@@ -50,6 +53,7 @@ __all__ = [
     "encode_event_body",
     "encode_event_frame",
     "encode_frame",
+    "fsparse",
     "url_decode",
     "url_encode",
 ]

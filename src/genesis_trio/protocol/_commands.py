@@ -47,6 +47,36 @@ _FORMATS = ("plain", "json", "xml")
 HeaderItems = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
+#: The events mod_event_socket's ``myevents`` turns on (others: ask with ``event``).
+MYEVENTS_NAMES = frozenset(
+    {
+        "CHANNEL_ANSWER",
+        "CHANNEL_APPLICATION",
+        "CHANNEL_BRIDGE",
+        "CHANNEL_CREATE",
+        "CHANNEL_DATA",
+        "CHANNEL_DESTROY",
+        "CHANNEL_EXECUTE",
+        "CHANNEL_EXECUTE_COMPLETE",
+        "CHANNEL_HANGUP",
+        "CHANNEL_HANGUP_COMPLETE",
+        "CHANNEL_ORIGINATE",
+        "CHANNEL_UUID",
+        "CHANNEL_OUTGOING",
+        "CHANNEL_PARK",
+        "CHANNEL_PROGRESS",
+        "CHANNEL_PROGRESS_MEDIA",
+        "CHANNEL_STATE",
+        "CHANNEL_UNBRIDGE",
+        "CHANNEL_UNPARK",
+        "DETECTED_SPEECH",
+        "DTMF",
+        "NOTALK",
+        "TALK",
+    }
+)
+
+
 def _check(text: str, what: str) -> str:
     if "\n" in text or "\r" in text:
         raise LocalProtocolError(f"{what} contains a newline; refusing to send it")

@@ -13,11 +13,13 @@ digits ``send_dtmf`` injects, and bridge (``uuid_bridge``). It runs on AnyIO
 waiting.
 """
 
-from .._publish import publish
+import inspect as _inspect
+
 from ._captured import captured_events
 from ._channels import ApplicationRun, FakeChannel
 from ._destinations import Destination
-from ._server import ApiHandler, FakeFreeSWITCH
+from ._server import FakeFreeSWITCH
+from ._switch import ApiHandler
 
 __all__ = [
     "ApiHandler",
@@ -28,4 +30,7 @@ __all__ = [
     "captured_events",
 ]
 
-publish(globals())
+# Tracebacks and docs name them genesis_trio.testing.X, not the private module they live in.
+for _value in (globals()[_name] for _name in __all__):
+    if isinstance(_value, type) or _inspect.isfunction(_value):
+        _value.__module__ = __name__

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 import anyio
 
-from ..protocol import encode_event_body
-from ..protocol._fsparse import separate_string
+from ..protocol import encode_event_body, fsparse
 from ._causes import parse_cause
+from ._channels import FakeChannel
 from ._event_factory import new_uuid
 from ._originate_parser import OriginateSyntaxError, parse_originate
-
-if TYPE_CHECKING:
-    from ._channels import FakeChannel
-    from ._server import FakeFreeSWITCH
+from ._switch import Switch
 
 __all__ = ["BUILTIN_APIS", "NO_SUCH_CHANNEL", "VERSION"]
 
-BuiltinApi = Callable[["FakeFreeSWITCH", str], Awaitable[str]]
+BuiltinApi = Callable[[Switch, str], Awaitable[str]]
 
 VERSION = "1.11.3-dev"
 NO_SUCH_CHANNEL = "-ERR No such channel!\n"
@@ -67,7 +63,7 @@ SHOW_CHANNELS_COLUMNS = [
 ]
 
 
-async def _status(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _status(fake: Switch, argument: str) -> str:
     micros = int((anyio.current_time() - fake._started_at) * 1_000_000)
     seconds, micro = divmod(micros, 1_000_000)
     minutes, second = divmod(seconds, 60)
@@ -89,28 +85,28 @@ async def _status(fake: FakeFreeSWITCH, argument: str) -> str:
     )
 
 
-async def _version(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _version(fake: Switch, argument: str) -> str:
     if argument.strip() == "short":
         return f"{VERSION}\n"
     return f"FreeSWITCH Version {VERSION}~64bit ( 64bit)\n"
 
 
-async def _uptime(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _uptime(fake: Switch, argument: str) -> str:
     return f"{int(anyio.current_time() - fake._started_at)}\n"
 
 
-async def _hostname(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _hostname(fake: Switch, argument: str) -> str:
     return fake.identity.hostname
 
 
-async def _global_getvar(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _global_getvar(fake: Switch, argument: str) -> str:
     name = argument.strip()
     if not name:
         return "".join(f"{key}={value}\n" for key, value in fake.global_variables.items())
     return fake.global_variables.get(name, "")
 
 
-async def _global_setvar(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _global_setvar(fake: Switch, argument: str) -> str:
     name, separator, value = argument.partition("=")
     if not separator or not name.strip():
         return "-USAGE: <var>=<value>\n"
@@ -118,15 +114,15 @@ async def _global_setvar(fake: FakeFreeSWITCH, argument: str) -> str:
     return "+OK"
 
 
-async def _echo(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _echo(fake: Switch, argument: str) -> str:
     return argument
 
 
-async def _reloadxml(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _reloadxml(fake: Switch, argument: str) -> str:
     return "+OK [Success]\n"
 
 
-async def _msleep(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _msleep(fake: Switch, argument: str) -> str:
     text = argument.strip()
     if not text.isdigit():
         return "-USAGE: <milliseconds>\n"
@@ -134,11 +130,11 @@ async def _msleep(fake: FakeFreeSWITCH, argument: str) -> str:
     return "+OK"
 
 
-async def _create_uuid(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _create_uuid(fake: Switch, argument: str) -> str:
     return new_uuid()
 
 
-async def _log(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _log(fake: Switch, argument: str) -> str:
     level, _, text = argument.strip().partition(" ")
     if not level:
         return "-ERR\n"
@@ -146,7 +142,7 @@ async def _log(fake: FakeFreeSWITCH, argument: str) -> str:
     return "+OK\n"
 
 
-async def _originate(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _originate(fake: Switch, argument: str) -> str:
     try:
         request = parse_originate(argument)
     except OriginateSyntaxError as error:
@@ -160,7 +156,7 @@ async def _originate(fake: FakeFreeSWITCH, argument: str) -> str:
     return f"+OK {channel.uuid}\n"
 
 
-async def _uuid_kill(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _uuid_kill(fake: Switch, argument: str) -> str:
     if not argument.strip():
         return "-USAGE: <uuid> [cause]\n"
     uuid, _, cause = argument.strip().partition(" ")
@@ -171,7 +167,7 @@ async def _uuid_kill(fake: FakeFreeSWITCH, argument: str) -> str:
     return "+OK\n"
 
 
-async def _hupall(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _hupall(fake: Switch, argument: str) -> str:
     cause = parse_cause(argument.split()[0], "MANAGER_REQUEST") if argument.split() else None
     cause = cause or "MANAGER_REQUEST"
     for channel in list(fake.channels.values()):
@@ -179,12 +175,12 @@ async def _hupall(fake: FakeFreeSWITCH, argument: str) -> str:
     return f"+OK hangup all channels with cause {cause}\n"
 
 
-async def _uuid_exists(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _uuid_exists(fake: Switch, argument: str) -> str:
     return "true" if argument.strip() in fake.channels else "false"
 
 
-async def _uuid_getvar(fake: FakeFreeSWITCH, argument: str) -> str:
-    words = separate_string(argument, " ", 2)
+async def _uuid_getvar(fake: Switch, argument: str) -> str:
+    words = fsparse.separate_string(argument, " ", 2)
     if len(words) < 2:
         return "-USAGE: <uuid> <var>\n"
     channel = fake.channels.get(words[0])
@@ -193,10 +189,10 @@ async def _uuid_getvar(fake: FakeFreeSWITCH, argument: str) -> str:
     return channel.lookup_variable(words[1]) or "_undef_"
 
 
-async def _uuid_setvar(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _uuid_setvar(fake: Switch, argument: str) -> str:
     # mod_commands: at most three space-separated, unquoted and unescaped words;
     # the value is the rest of the line. An empty value unsets.
-    words = separate_string(argument, " ", 3)
+    words = fsparse.separate_string(argument, " ", 3)
     if len(words) not in (2, 3) or not words[0]:
         return "-USAGE: <uuid> <var> [value]\n"
     channel = fake.channels.get(words[0])
@@ -211,7 +207,7 @@ async def _uuid_setvar(fake: FakeFreeSWITCH, argument: str) -> str:
     return "+OK\n"
 
 
-async def _uuid_dump(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _uuid_dump(fake: Switch, argument: str) -> str:
     words = argument.split()
     if not words:
         return "-USAGE: <uuid> [format]\n"
@@ -230,7 +226,7 @@ async def _uuid_dump(fake: FakeFreeSWITCH, argument: str) -> str:
     return encode_event_body(event, "plain").decode("utf-8")
 
 
-async def _uuid_break(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _uuid_break(fake: Switch, argument: str) -> str:
     if not argument.strip():
         return "-USAGE: <uuid> [all]\n"
     uuid, _, flag = argument.strip().partition(" ")
@@ -241,7 +237,7 @@ async def _uuid_break(fake: FakeFreeSWITCH, argument: str) -> str:
     return "+OK\n"
 
 
-async def _uuid_bridge(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _uuid_bridge(fake: Switch, argument: str) -> str:
     words = argument.split()
     if len(words) < 2:
         return "-USAGE: <uuid> <other_uuid>\n"
@@ -255,7 +251,7 @@ async def _uuid_bridge(fake: FakeFreeSWITCH, argument: str) -> str:
     return f"+OK {b_leg.uuid}\n"
 
 
-async def _uuid_send_dtmf(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _uuid_send_dtmf(fake: Switch, argument: str) -> str:
     words = argument.split()
     if len(words) < 2:
         return "-USAGE: <uuid> <dtmf_data>\n"
@@ -266,7 +262,7 @@ async def _uuid_send_dtmf(fake: FakeFreeSWITCH, argument: str) -> str:
     return f"+OK {words[0]} sent DTMF {words[1]}.\n"
 
 
-async def _uuid_park(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _uuid_park(fake: Switch, argument: str) -> str:
     uuid = argument.strip()
     if not uuid:
         return "-USAGE: <uuid>\n"
@@ -277,12 +273,12 @@ async def _uuid_park(fake: FakeFreeSWITCH, argument: str) -> str:
     return "+OK\n"
 
 
-def _show_row(fake: FakeFreeSWITCH, channel: FakeChannel) -> list[str]:
+def _show_row(fake: Switch, channel: FakeChannel) -> list[str]:
     row = channel.show_fields(fake.identity.hostname)
     return [row.get(column, "") for column in SHOW_CHANNELS_COLUMNS]
 
 
-async def _show(fake: FakeFreeSWITCH, argument: str) -> str:
+async def _show(fake: Switch, argument: str) -> str:
     words = argument.split()
     if not words or words[0].lower() not in ("channels", "calls"):
         return f"-USAGE: {_SHOW_USAGE}\n"

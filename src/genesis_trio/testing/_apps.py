@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ..protocol._fsparse import separate_string
+from ..protocol import fsparse
 from ._errors import MediaBroken
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ async def _playback(channel: FakeChannel, data: str) -> str:
 
 async def _say(channel: FakeChannel, data: str) -> str:
     # mod_dptools: "module type method [gender] text", split on spaces (at most 5).
-    words = separate_string(data, " ", 5)
+    words = fsparse.separate_string(data, " ", 5)
     if len(words) in (4, 5):
         channel.said.append(words[-1])
     await channel.play_media(channel.host.media_duration(f"say:{data.strip()}"))
@@ -122,7 +122,7 @@ async def _send_dtmf(channel: FakeChannel, data: str) -> str:
 
 
 async def _record(channel: FakeChannel, data: str) -> str:
-    words = separate_string(data, " ", 4)
+    words = fsparse.separate_string(data, " ", 4)
     path = words[0] if words else ""
     limit = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
     channel.emit("RECORD_START", after=[("Record-File-Path", path)])
@@ -138,7 +138,7 @@ async def _record(channel: FakeChannel, data: str) -> str:
 
 async def _play_and_get_digits(channel: FakeChannel, data: str) -> str:
     """``min max tries timeout terminators file invalid_file var regexp [digit_timeout]``."""
-    words = separate_string(data, " ", 11)
+    words = fsparse.separate_string(data, " ", 11)
     if len(words) < 6:
         return "_none_"
     minimum, maximum, tries = (int(word) for word in words[:3])

@@ -25,8 +25,7 @@ from typing import Protocol
 
 import anyio
 
-from ..protocol import Event
-from ..protocol._fsparse import OriginateLegs
+from ..protocol import Event, fsparse
 from ._apps import APPLICATIONS
 from ._causes import cause_code, parse_cause
 from ._destinations import Destination
@@ -105,7 +104,7 @@ class OriginateRequest:
     caller_id_name: str | None = None
     caller_id_number: str | None = None
     #: How the whole dial string parsed (every leg, for multi-leg dial strings).
-    dial_string: OriginateLegs | None = None
+    dial_string: fsparse.OriginateLegs | None = None
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._exceptions import RemoteProtocolError
+from ..protocol import RemoteProtocolError
 
 __all__ = ["MAX_COMMAND_SIZE", "Command", "CommandReader"]
 

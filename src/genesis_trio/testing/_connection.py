@@ -11,21 +11,19 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .._exceptions import RemoteProtocolError
-from ..protocol import Event
+from ..protocol import Event, RemoteProtocolError
 from ._command_reader import Command, CommandReader
-from ._replies import AUTH_REQUEST, DISCONNECT_NOTICE, api_response, command_reply
+from ._commands import handle_command
+from ._replies import AUTH_REQUEST, command_reply
 from ._subscriptions import Subscription
+from ._switch import Switch
 from ._wire import OutgoingEvent
-
-if TYPE_CHECKING:
-    from ._server import FakeFreeSWITCH
 
 __all__ = ["OUTBOX_LIMIT", "Connection"]
 
@@ -40,18 +38,6 @@ _TRANSPORT_ERRORS = (
     anyio.EndOfStream,
     OSError,
 )
-
-_LOG_LEVELS: Final = ("CONSOLE", "ALERT", "CRIT", "ERR", "WARNING", "NOTICE", "INFO", "DEBUG")
-
-
-def parse_log_level(text: str) -> int | None:
-    """switch_log_str2level: a number or a level name; ``None`` if invalid."""
-    if text.isdigit():
-        return min(int(text), 63)
-    upper = text.upper()
-    if upper == "ERROR":
-        upper = "ERR"
-    return _LOG_LEVELS.index(upper) if upper in _LOG_LEVELS else None
 
 
 class _EventItem:
@@ -107,7 +93,7 @@ class Connection:
     # What the switch says first: inbound clients are asked to authenticate.
     greeting: bytes = AUTH_REQUEST
 
-    def __init__(self, host: FakeFreeSWITCH, stream: anyio.abc.SocketStream) -> None:
+    def __init__(self, host: Switch, stream: anyio.abc.SocketStream) -> None:
         self._host = host
         self._stream = stream
         self.subscription = Subscription()
@@ -245,76 +231,18 @@ class Connection:
         await self._stream.send(command_reply(text, *extra))
 
     async def _handle(self, command: Command) -> bool:
-        line = command.line
-        verb, _, rest = line.partition(" ")
-        verb = verb.lower()
-        if verb == "exit":
-            await self._stream.send(command_reply("+OK bye") + DISCONNECT_NOTICE)
-            return False
-        if not self.authenticated:
-            return await self._handle_unauthenticated(verb, rest)
-        if verb == "api" and " " in line:
-            name, _, argument = rest.partition(" ")
-            body = await self._host._execute_api(name, argument)
-            await self._stream.send(api_response(body))
-        elif verb == "bgapi" and " " in line:
-            name, _, argument = rest.partition(" ")
-            job_uuid = self._host._start_job(name, argument, command.header("Job-UUID"))
-            await self._reply(f"+OK Job-UUID: {job_uuid}", ("Job-UUID", job_uuid))
-        elif verb == "event":
-            await self._reply(self.subscription.event(rest.split()))
-        elif verb == "nixevent":
-            await self._reply(self.subscription.nixevent(rest.split()))
-        elif verb == "noevents":
-            self._event_epoch += 1
-            await self._reply(self.subscription.noevents())
-        elif verb == "filter" and " " in line:
-            await self._reply(self.subscription.filter(rest))
-        elif verb == "myevents" and rest.strip():
-            uuid, _, event_format = rest.strip().partition(" ")
-            if event_format and uuid not in self._host.channels:
-                await self._reply("-ERR invalid uuid")
-            else:
-                await self._reply(self.subscription.myevents(uuid, event_format or None))
-        elif verb == "sendevent":
-            await self._reply(self._host._sendevent(command))
-        elif verb == "sendmsg":
-            await self._reply(self._host._sendmsg(command, rest.strip()))
-        elif verb == "log":
-            await self._reply(self._set_log_level(rest.strip().partition(" ")[0]))
-        elif verb == "nolog":
-            self._log_epoch += 1
-            if self.log_level is None:
-                await self._reply("-ERR not loging")
-            else:
-                self.log_level = None
-                await self._reply("+OK no longer logging")
-        elif verb in ("linger", "nolinger", "divert_events"):
-            suffix = "." if verb == "divert_events" else ""
-            await self._reply(f"-ERR not controlling a session{suffix}")
-        else:
-            await self._reply("-ERR command not found")
-        return True
+        was_authenticated = self.authenticated
+        data, keep_open = await handle_command(self._host, self, command)
+        await self._stream.send(data)
+        if self.authenticated and not was_authenticated:
+            self._host._connection_authenticated()
+        return keep_open
 
-    async def _handle_unauthenticated(self, verb: str, rest: str) -> bool:
-        if verb == "auth" and rest:
-            if rest == self._host.password:
-                self.authenticated = True
-                await self._reply("+OK accepted")
-                self._host._connection_authenticated(self)
-                return True
-        elif verb != "userauth":
-            await self._reply("-ERR command not found")
-            return True
-        await self._stream.send(command_reply("-ERR invalid") + DISCONNECT_NOTICE)
-        return False
+    def drop_queued_events(self) -> None:
+        self._event_epoch += 1
 
-    def _set_log_level(self, level_text: str) -> str:
-        level = parse_log_level(level_text) if level_text else 7
-        if level is None:
-            return "-ERR invalid log level"
-        self.log_level = level
-        return f"+OK log level {level_text} [{level}]"
+    def drop_queued_logs(self) -> None:
+        self._log_epoch += 1
 
 
 def _arm_reset(stream: anyio.abc.SocketStream) -> None:

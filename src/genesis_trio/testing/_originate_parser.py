@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..protocol._fsparse import ENTERPRISE_DELIMITER, parse_dial_string, separate_string
+from ..protocol import fsparse
 from ._channels import OriginateRequest
 
 __all__ = ["ORIGINATE_USAGE", "OriginateSyntaxError", "parse_originate"]
@@ -22,12 +22,13 @@ def parse_originate(argument: str) -> OriginateRequest:
 
     Arguments are split and unescaped as mod_commands does, the dial string's
     ``<>`` / ``{}`` blocks and legs as switch_ivr_originate does (the model in
-    ``genesis_trio.protocol._fsparse``). The fake dials one leg: the first of
+    ``genesis_trio.protocol.fsparse``). The fake dials one leg: the first of
     a multi-leg dial string (``a,b``, ``a|b``, ``a:_:b``), whose parse is
     kept in ``OriginateRequest.dial_string`` for tests to inspect.
     """
     words: list[str | None] = [
-        None if word.lower() == "undef" else word for word in separate_string(argument, " ", 10)
+        None if word.lower() == "undef" else word
+        for word in fsparse.separate_string(argument, " ", 10)
     ]
     if len(words) < 2 or len(words) > 7:
         raise OriginateSyntaxError(f"-USAGE: {ORIGINATE_USAGE}\n")
@@ -36,9 +37,9 @@ def parse_originate(argument: str) -> OriginateRequest:
         raise OriginateSyntaxError(f"-USAGE: {ORIGINATE_USAGE}\n")
     if aleg is None:
         raise OriginateSyntaxError("-ERR DESTINATION_OUT_OF_ORDER\n")
-    first = aleg.split(ENTERPRISE_DELIMITER, 1)[0] if ENTERPRISE_DELIMITER in aleg else aleg
-    parsed = parse_dial_string(first)
-    parsed.enterprise = ENTERPRISE_DELIMITER in aleg
+    first = aleg.split(fsparse.ENTERPRISE_DELIMITER, 1)[0]
+    parsed = fsparse.parse_dial_string(first)
+    parsed.enterprise = fsparse.ENTERPRISE_DELIMITER in aleg
     if parsed.error is not None or not parsed.legs:
         raise OriginateSyntaxError("-ERR DESTINATION_OUT_OF_ORDER\n")
     leg_variables, dial_path = parsed.legs[0]

@@ -11,19 +11,16 @@ reaches the socket: the channel fires it once the socket let go of it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import anyio
 import anyio.abc
 
+from ._channels import FakeChannel
 from ._command_reader import Command
+from ._commands import sendmsg
 from ._connection import Connection
 from ._event_factory import SITES
 from ._replies import command_reply, connect_reply, linger_notice, session_disconnect_notice
-
-if TYPE_CHECKING:
-    from ._channels import FakeChannel
-    from ._server import FakeFreeSWITCH
+from ._switch import Switch
 
 __all__ = ["OutboundSocket"]
 
@@ -37,7 +34,7 @@ class OutboundSocket(Connection):
 
     def __init__(
         self,
-        host: FakeFreeSWITCH,
+        host: Switch,
         stream: anyio.abc.SocketStream,
         channel: FakeChannel,
         *,
@@ -143,7 +140,7 @@ class OutboundSocket(Connection):
             self.diverting = rest.lower() == "on"
             await self._reply(f"+OK events {'' if self.diverting else 'not '}diverted")
         elif verb == "sendmsg":
-            await self._reply(self._host._sendmsg(command, rest or channel.uuid))
+            await self._reply(sendmsg(self._host, command, rest or channel.uuid))
         else:
             return await super()._handle(command)
         return True

@@ -10,11 +10,13 @@ __all__ = [
     "AUTH_REQUEST",
     "DISCONNECT_NOTICE",
     "GOODBYE",
+    "LOG_LEVELS",
     "api_response",
     "command_reply",
     "connect_reply",
     "linger_notice",
     "log_data",
+    "parse_log_level",
     "session_disconnect_notice",
 ]
 
@@ -40,6 +42,20 @@ def api_response(body: str) -> bytes:
         [("Content-Type", "api/response"), ("Content-Length", str(len(data)))],
         data,
     )
+
+
+#: switch_log_level_t's names, by number.
+LOG_LEVELS = ("CONSOLE", "ALERT", "CRIT", "ERR", "WARNING", "NOTICE", "INFO", "DEBUG")
+
+
+def parse_log_level(text: str) -> int | None:
+    """switch_log_str2level: a number or a level name; ``None`` if invalid."""
+    if text.isdigit():
+        return min(int(text), 63)
+    upper = text.upper()
+    if upper == "ERROR":
+        upper = "ERR"
+    return LOG_LEVELS.index(upper) if upper in LOG_LEVELS else None
 
 
 def log_data(

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .._session import MYEVENTS_NAMES
-from ..protocol import Event, EventFormat
-from ..protocol._fsparse import filter_matches
+from ..protocol import MYEVENTS_NAMES, Event, EventFormat, fsparse
 
 __all__ = ["EVENT_NAMES", "Subscription"]
 
@@ -258,7 +256,7 @@ def _passes_filters(event: Event, filters: list[tuple[str, str]]) -> bool:
         value = _header_value(event, header_name)
         if value is None:
             continue
-        positive, matched = filter_matches(raw, value)
+        positive, matched = fsparse.filter_matches(raw, value)
         if send and positive:
             continue
         if matched:
