@@ -15,19 +15,19 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import anyio
 
 from ..protocol import fsparse
+from ._channel_core import ChannelHost
+from ._channel_session import ChannelSession
 from ._errors import MediaBroken
-
-if TYPE_CHECKING:
-    from ._channels import FakeChannel
 
 __all__ = ["APPLICATIONS", "Application"]
 
-AppRunner = Callable[["FakeChannel", str], Awaitable[str]]
+#: What an application drives: any channel, whatever switch it belongs to.
+AppChannel = ChannelSession[ChannelHost]
+AppRunner = Callable[[AppChannel, str], Awaitable[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,43 +37,43 @@ class Application:
     interrupted_response: str = "_none_"
 
 
-async def _park(channel: FakeChannel, data: str) -> str:
+async def _park(channel: AppChannel, data: str) -> str:
     return await channel.park()
 
 
-async def _echo(channel: FakeChannel, data: str) -> str:
+async def _echo(channel: AppChannel, data: str) -> str:
     await anyio.sleep_forever()
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _answer(channel: FakeChannel, data: str) -> str:
+async def _answer(channel: AppChannel, data: str) -> str:
     channel.mark_answered()
     return "_none_"
 
 
-async def _pre_answer(channel: FakeChannel, data: str) -> str:
+async def _pre_answer(channel: AppChannel, data: str) -> str:
     channel.mark_pre_answered()
     return "_none_"
 
 
-async def _ring_ready(channel: FakeChannel, data: str) -> str:
+async def _ring_ready(channel: AppChannel, data: str) -> str:
     channel.mark_ring_ready()
     return "_none_"
 
 
-async def _sleep(channel: FakeChannel, data: str) -> str:
+async def _sleep(channel: AppChannel, data: str) -> str:
     milliseconds = int(data) if data.strip().isdigit() else 0
     await channel.play_media(milliseconds / 1000)
     return "_none_"
 
 
-async def _hangup(channel: FakeChannel, data: str) -> str:
+async def _hangup(channel: AppChannel, data: str) -> str:
     channel.request_hangup(data or "NORMAL_CLEARING")
     await anyio.sleep_forever()
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _set(channel: FakeChannel, data: str) -> str:
+async def _set(channel: AppChannel, data: str) -> str:
     name, _, value = data.partition("=")
     if name:
         channel.variables[name] = value
@@ -85,7 +85,7 @@ def _file_type(path: str) -> str:
     return scheme if separator else "file"
 
 
-async def _playback(channel: FakeChannel, data: str) -> str:
+async def _playback(channel: AppChannel, data: str) -> str:
     path = data  # playback takes its argument whole
     headers = [("Playback-File-Type", _file_type(path)), ("Playback-File-Path", path)]
     channel.emit("PLAYBACK_START", after=headers)
@@ -107,7 +107,7 @@ async def _playback(channel: FakeChannel, data: str) -> str:
     return "FILE PLAYED"
 
 
-async def _say(channel: FakeChannel, data: str) -> str:
+async def _say(channel: AppChannel, data: str) -> str:
     # mod_dptools: "module type method [gender] text", split on spaces (at most 5).
     words = fsparse.separate_string(data, " ", 5)
     if len(words) in (4, 5):
@@ -116,12 +116,12 @@ async def _say(channel: FakeChannel, data: str) -> str:
     return "_none_"
 
 
-async def _send_dtmf(channel: FakeChannel, data: str) -> str:
+async def _send_dtmf(channel: AppChannel, data: str) -> str:
     channel.dtmf_sent.append(data.strip())
     return "_none_"
 
 
-async def _record(channel: FakeChannel, data: str) -> str:
+async def _record(channel: AppChannel, data: str) -> str:
     words = fsparse.separate_string(data, " ", 4)
     path = words[0] if words else ""
     limit = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
@@ -136,7 +136,7 @@ async def _record(channel: FakeChannel, data: str) -> str:
     return "_none_"
 
 
-async def _play_and_get_digits(channel: FakeChannel, data: str) -> str:
+async def _play_and_get_digits(channel: AppChannel, data: str) -> str:
     """``min max tries timeout terminators file invalid_file var regexp [digit_timeout]``."""
     words = fsparse.separate_string(data, " ", 11)
     if len(words) < 6:
@@ -178,10 +178,6 @@ async def _play_and_get_digits(channel: FakeChannel, data: str) -> str:
     return "_none_"
 
 
-async def _socket(channel: FakeChannel, data: str) -> str:
-    return await channel.host.run_socket_application(channel, data)
-
-
 APPLICATIONS: dict[str, Application] = {
     "park": Application(_park),
     "echo": Application(_echo),
@@ -196,5 +192,4 @@ APPLICATIONS: dict[str, Application] = {
     "send_dtmf": Application(_send_dtmf),
     "record": Application(_record),
     "play_and_get_digits": Application(_play_and_get_digits),
-    "socket": Application(_socket),
 }

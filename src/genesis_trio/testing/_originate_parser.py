@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from ..protocol import fsparse
-from ._channels import OriginateRequest
+from dataclasses import dataclass, field
 
-__all__ = ["ORIGINATE_USAGE", "OriginateSyntaxError", "parse_originate"]
+from ..protocol import fsparse
+
+__all__ = ["ORIGINATE_USAGE", "OriginateRequest", "OriginateSyntaxError", "parse_originate"]
 
 ORIGINATE_USAGE = (
     "<call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] "
     "[<cid_name>] [<cid_num>] [<timeout_sec>]"
 )
+
+
+@dataclass(slots=True)
+class OriginateRequest:
+    """A parsed ``originate``: ``{vars}dial_path &app(data)`` and the optional fields."""
+
+    dial_path: str
+    variables: dict[str, str] = field(default_factory=dict)
+    application: str = "park"
+    application_data: str = ""
+    extension: str | None = None
+    timeout: float = 60.0
+    caller_id_name: str | None = None
+    caller_id_number: str | None = None
+    #: How the whole dial string parsed (every leg, for multi-leg dial strings).
+    dial_string: fsparse.OriginateLegs | None = None
 
 
 class OriginateSyntaxError(ValueError):

@@ -14,10 +14,11 @@ import anyio.abc
 import anyio.lowlevel
 
 from ..protocol import Event
-from ._channels import FakeChannel, OriginateRequest
+from ._channels import FakeChannel
 from ._commands import execute_api
 from ._connection import Connection
 from ._destinations import Destination
+from ._originate_parser import OriginateRequest
 from ._outbound_socket import OutboundSocket
 from ._switch import ApiHandler, Client, Switch
 from ._wire import OutgoingEvent

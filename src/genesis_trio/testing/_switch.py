@@ -16,17 +16,19 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
 from ..protocol import Event
-from ._channels import FakeChannel, OriginateRequest
+from ._channel_core import ChannelCore
+from ._channels import FakeChannel
 from ._destinations import Destination
 from ._dialplan import DEFAULT_OUTBOUND_PORT, bundle_extension
 from ._event_factory import EventFactory, SwitchClock, SwitchIdentity, new_uuid
+from ._originate_parser import OriginateRequest
 from ._replies import LOG_LEVELS, log_data, parse_log_level
 from ._subscriptions import Subscription
 from ._wire import OutgoingEvent
@@ -188,20 +190,22 @@ class Switch(ABC):
 
     async def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
         """Hang a channel up as the far end would, and wait for its ``CHANNEL_DESTROY``."""
-        channel = self._channels.get(uuid)
-        if channel is None:
-            raise KeyError(f"no such channel: {uuid}")
+        channel = self._live_channel(uuid)
         channel.request_hangup(cause)
         await channel.wait_ended()
 
     def send_dtmf(self, uuid: str, digits: str, *, duration_ms: int = 250) -> None:
         """The caller on ``uuid`` presses ``digits``: DTMF events, and digits to collect."""
-        channel = self._channels.get(uuid)
-        if channel is None:
-            raise KeyError(f"no such channel: {uuid}")
+        channel = self._live_channel(uuid)
         if not digits or any(digit not in "0123456789*#ABCDabcd" for digit in digits):
             raise ValueError(f"not DTMF digits: {digits!r}")
         channel.receive_dtmf(digits, duration_ms=duration_ms)
+
+    def _live_channel(self, uuid: str) -> FakeChannel:
+        channel = self._channels.get(uuid)
+        if channel is None:
+            raise KeyError(f"no such channel: {uuid}")
+        return channel
 
     def _dialplan_destination(self, request: OriginateRequest) -> Destination | None:
         """``loopback/<ext>[/<context>]`` through the built-in dialplan: an extension, or
@@ -283,7 +287,7 @@ class Switch(ABC):
         task_group.start_soon(b_leg.run, name=f"fake channel {b_leg.uuid}")
         return a_leg
 
-    def channel_ended(self, channel: FakeChannel) -> None:
+    def channel_ended(self, channel: ChannelCore[Any]) -> None:
         if self._channels.get(channel.uuid) is channel:
             del self._channels[channel.uuid]
 
