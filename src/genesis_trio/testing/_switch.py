@@ -16,7 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -37,6 +37,7 @@ __all__ = ["ApiHandler", "Client", "Switch"]
 
 ApiHandler = Callable[[str], "str | Awaitable[str]"]
 
+_T = TypeVar("_T")
 _TONE_SEGMENT = re.compile(r"%\((\d+),(\d+)")
 _LOOPS = re.compile(r";loops=(\d+)")
 
@@ -55,6 +56,17 @@ def _generated_duration(path: str) -> float | None:
         milliseconds = path.removeprefix("silence_stream://").split(",")[0]
         if milliseconds.isdigit() and int(milliseconds) > 0:
             return int(milliseconds) / 1000
+    return None
+
+
+def _lookup(table: Mapping[str, _T], key: str) -> _T | None:
+    """The entry for ``key`` itself, else the first ``fnmatch`` pattern matching it."""
+    found = table.get(key)
+    if found is not None:
+        return found
+    for pattern, value in table.items():
+        if fnmatch.fnmatchcase(key, pattern):
+            return value
     return None
 
 
@@ -158,23 +170,14 @@ class Switch(ABC):
         self._media_durations[path] = seconds
 
     def media_duration(self, path: str) -> float:
-        found = self._media_durations.get(path)
+        found = _lookup(self._media_durations, path)
         if found is not None:
             return found
-        for pattern, seconds in self._media_durations.items():
-            if fnmatch.fnmatchcase(path, pattern):
-                return seconds
         generated = _generated_duration(path)
         return self.default_media_duration if generated is None else generated
 
     def destination_for(self, dial_path: str) -> Destination | None:
-        found = self._destinations.get(dial_path)
-        if found is not None:
-            return found
-        for pattern, destination in self._destinations.items():
-            if fnmatch.fnmatchcase(dial_path, pattern):
-                return destination
-        return None
+        return _lookup(self._destinations, dial_path)
 
     # ------------------------------------------------------------ channels
 
