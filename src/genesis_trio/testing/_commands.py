@@ -14,13 +14,22 @@ from typing import Protocol
 
 from ..protocol import Event, fsparse
 from ._api import BUILTIN_APIS
+from ._channels import FakeChannel
 from ._command_reader import Command
 from ._event_factory import SITES, new_uuid
 from ._replies import DISCONNECT_NOTICE, api_response, command_reply, parse_log_level
 from ._subscriptions import Subscription
 from ._switch import Switch
 
-__all__ = ["ClientSession", "execute_api", "handle_command", "sendmsg"]
+__all__ = [
+    "ClientSession",
+    "ControlledSession",
+    "execute_api",
+    "handle_command",
+    "session_command",
+]
+
+_FORMATS = ("plain", "json", "xml")
 
 
 class ClientSession(Protocol):
@@ -35,6 +44,17 @@ class ClientSession(Protocol):
 
     def drop_queued_logs(self) -> None:
         """``nolog``: log lines queued but not written yet are not written."""
+
+
+class ControlledSession(Protocol):
+    """An outbound socket: the connection that controls one call."""
+
+    subscription: Subscription
+    linger: int | None  # None: no linger; -1: until exit; else seconds
+    diverting: bool
+
+    @property
+    def channel(self) -> FakeChannel: ...
 
 
 async def execute_api(switch: Switch, name: str, argument: str) -> str:
@@ -196,3 +216,30 @@ def _set_log_level(client: ClientSession, level_text: str) -> str:
         return "-ERR invalid log level"
     client.log_level = level
     return f"+OK log level {level_text} [{level}]"
+
+
+def session_command(switch: Switch, session: ControlledSession, command: Command) -> str | None:
+    """The reply to a command that acts on an outbound socket's call; None for any other
+    command (answered as on an inbound connection)."""
+    verb, _, rest = command.line.partition(" ")
+    verb = verb.lower()
+    rest = rest.strip()
+    channel = session.channel
+    if verb == "myevents" and (not rest or rest.lower() in _FORMATS):
+        return session.subscription.myevents(channel.uuid, rest or None)
+    if verb == "linger":
+        seconds = int(rest) if rest.isdigit() else None
+        session.linger = -1 if seconds is None else seconds
+        return "+OK will linger" + ("" if seconds is None else f" {seconds} seconds")
+    if verb == "nolinger":
+        session.linger = None
+        return "+OK will not linger"
+    if verb == "resume":
+        channel.variables["socket_resume"] = "true"
+        return "+OK"
+    if verb == "divert_events":
+        session.diverting = rest.lower() == "on"
+        return f"+OK events {'' if session.diverting else 'not '}diverted"
+    if verb == "sendmsg":
+        return sendmsg(switch, command, rest or channel.uuid)
+    return None

@@ -16,15 +16,13 @@ import anyio.abc
 
 from ._channels import FakeChannel
 from ._command_reader import Command
-from ._commands import sendmsg
+from ._commands import session_command
 from ._connection import Connection
 from ._event_factory import SITES
 from ._replies import command_reply, connect_reply, linger_notice, session_disconnect_notice
 from ._switch import Switch
 
 __all__ = ["OutboundSocket"]
-
-_FORMATS = ("plain", "json", "xml")
 
 
 class OutboundSocket(Connection):
@@ -123,24 +121,9 @@ class OutboundSocket(Connection):
             ]
             await self._stream.send(connect_reply(data, mode=self.mode, control=self.control))
             self.connected.set()
-        elif verb == "myevents" and (not rest or rest.lower() in _FORMATS):
-            await self._reply(self.subscription.myevents(channel.uuid, rest or None))
-        elif verb == "linger":
-            seconds = int(rest) if rest.isdigit() else None
-            self.linger = -1 if seconds is None else seconds
-            suffix = "" if seconds is None else f" {seconds} seconds"
-            await self._reply(f"+OK will linger{suffix}")
-        elif verb == "nolinger":
-            self.linger = None
-            await self._reply("+OK will not linger")
-        elif verb == "resume":
-            channel.variables["socket_resume"] = "true"
-            await self._reply("+OK")
-        elif verb == "divert_events":
-            self.diverting = rest.lower() == "on"
-            await self._reply(f"+OK events {'' if self.diverting else 'not '}diverted")
-        elif verb == "sendmsg":
-            await self._reply(sendmsg(self._host, command, rest or channel.uuid))
-        else:
+            return True
+        reply = session_command(self._host, self, command)
+        if reply is None:
             return await super()._handle(command)
+        await self._reply(reply)
         return True
