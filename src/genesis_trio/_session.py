@@ -14,7 +14,7 @@ import anyio.abc
 
 from ._client import ESLClient
 from ._exceptions import ChannelError, CommandError, ConnectionLost
-from ._stream import ESLConnection
+from ._stream import ESLConnection, Reply
 from .channel import Channel
 from .protocol import MYEVENTS_NAMES, CommandReply, DisconnectNotice, Event, EventFormat
 from .protocol import commands as cmd
@@ -26,6 +26,21 @@ __all__ = ["MYEVENTS_NAMES", "Session"]
 
 
 _TaskArgs = TypeVarTuple("_TaskArgs")
+
+
+def _myevents_command(event_format: EventFormat) -> bytes:
+    # Plain is the default: send it bare, as FreeSWITCH's own examples (and our captures) do.
+    if event_format == "plain":
+        return cmd.raw("myevents")
+    return cmd.myevents(event_format=event_format)
+
+
+def _check_reply(reply: Reply, label: str) -> None:
+    """What :meth:`ESLClient._send_checked` checks, for a reply that came in a pipeline."""
+    if not isinstance(reply, CommandReply):
+        raise CommandError(label, f"unexpected reply {type(reply).__name__}")
+    if not reply.ok:
+        raise CommandError(label, reply.reply_text)
 
 
 class Session(ESLClient):
@@ -107,6 +122,9 @@ class Session(ESLClient):
     async def connect(self) -> Event:
         """Send ``connect``; its reply is the channel data (also :attr:`context`)."""
         reply = await self._connection.send_command(cmd.connect(), "connect")
+        return self._connected(reply)
+
+    def _connected(self, reply: Reply) -> Event:
         if not isinstance(reply, CommandReply) or reply.event is None:
             text = reply.reply_text if isinstance(reply, CommandReply) else type(reply).__name__
             raise CommandError("connect", f"no channel data in the reply ({text})")
@@ -119,13 +137,10 @@ class Session(ESLClient):
 
     async def myevents(self, event_format: EventFormat = "plain") -> None:
         """Receive every event of this call, and only those (``myevents``)."""
-        # Plain is the default: send it bare, as FreeSWITCH's own examples (and our captures) do.
-        data = (
-            cmd.raw("myevents")
-            if event_format == "plain"
-            else cmd.myevents(event_format=event_format)
-        )
-        await self._send_checked(data, "myevents")
+        await self._send_checked(_myevents_command(event_format), "myevents")
+        self._myevents_on(event_format)
+
+    def _myevents_on(self, event_format: EventFormat) -> None:
         self._event_format = event_format
         self._myevents = True
         # Further ``event`` commands add names, still limited to this call.
@@ -157,14 +172,36 @@ class Session(ESLClient):
         ``connect`` (channel data), ``myevents`` (this call's events, plain or
         json), ``linger`` (True: until we leave; an int: that many seconds;
         False: no linger); with myevents off, ``event`` for the channel events
-        a Channel needs.
+        a Channel needs. The commands go out together in one write and
+        FreeSWITCH runs them back to back: ``myevents`` takes effect right
+        after ``connect``, before the call moves on (the socket application
+        parks the call as soon as it is connected), and setting up costs one
+        round trip, not three.
         """
+        seconds = None if linger is True else int(linger)
+        steps: list[tuple[bytes, str, Callable[[Reply], object]]] = []
         if connect:
-            await self.connect()
+            steps.append((cmd.connect(), "connect", self._connected))
         if myevents:
-            await self.myevents(event_format)
+
+            def myevents_on(reply: Reply) -> None:
+                _check_reply(reply, "myevents")
+                self._myevents_on(event_format)
+
+            steps.append((_myevents_command(event_format), "myevents", myevents_on))
         if linger is not False:
-            await self.linger(None if linger is True else int(linger))
+
+            def lingering(reply: Reply) -> None:
+                _check_reply(reply, "linger")
+                self.linger_seconds = -1 if seconds is None else seconds
+
+            steps.append((cmd.linger(seconds), "linger", lingering))
+        if steps:
+            await self._connection.send_pipelined(
+                [(data, label) for data, label, _ in steps],
+                timeout=self._timeout(None),
+                on_reply=lambda index, reply: steps[index][2](reply),
+            )
         if self._channel is not None:
             await self._channel._ensure_events()
 

@@ -255,3 +255,96 @@ async def test_sessions_get_the_servers_command_timeout(fake: FakeFreeSWITCH) ->
             await call.wait_ended()
     assert len(outcome) == 1
     assert app.write_timeout == 5
+
+
+# A bare peer in FreeSWITCH's place, to see exactly what the server writes and when.
+_CONNECT_REPLY = (
+    b"Content-Type: command/reply\nReply-Text: +OK\nEvent-Name: CHANNEL_DATA\n"
+    b"Unique-ID: 3f0c5e8a-1d2b-4c6e-9f70-8a1b2c3d4e5f\nChannel-State: CS_EXECUTE\n"
+    b"Answer-State: ringing\nSocket-Mode: async\nControl: full\n\n"
+)
+_BYE = (
+    b"Content-Type: command/reply\nReply-Text: +OK bye\n\n"
+    b"Content-Type: text/disconnect-notice\nContent-Length: 23\n\nDisconnected, goodbye.\n"
+)
+
+
+async def _read_commands(stream: trio.SocketStream, buffer: bytearray, count: int) -> list[str]:
+    while buffer.count(b"\n\n") < count:
+        data = await stream.receive_some(4096)
+        assert data, "the server closed the socket"
+        buffer += data
+    commands = []
+    for _ in range(count):
+        end = buffer.index(b"\n\n")
+        commands.append(buffer[:end].decode())
+        del buffer[: end + 2]
+    return commands
+
+
+async def test_setup_writes_connect_myevents_and_linger_before_any_reply() -> None:
+    """FreeSWITCH parks the call as soon as it ran ``connect``: myevents must come right
+    behind it, not a round trip later, or the session misses its first events."""
+    sessions: list[Session] = []
+    handled = trio.Event()
+
+    async def handler(session: Session) -> None:
+        sessions.append(session)
+        handled.set()
+
+    app = Outbound(handler, "127.0.0.1", 0)
+    async with serving(app) as address:
+        with trio.fail_after(10):
+            stream = await trio.open_tcp_stream(*address)
+            async with stream:
+                buffer = bytearray()
+                # Nothing answered yet, and all three are here.
+                assert await _read_commands(stream, buffer, 3) == ["connect", "myevents", "linger"]
+                await stream.send_all(
+                    _CONNECT_REPLY
+                    + b"Content-Type: command/reply\nReply-Text: +OK Events Enabled\n\n"
+                    + b"Content-Type: command/reply\nReply-Text: +OK will linger\n\n"
+                )
+                await handled.wait()
+                assert await _read_commands(stream, buffer, 1) == ["exit"]
+                await stream.send_all(_BYE)
+    (session,) = sessions
+    assert session.uuid == "3f0c5e8a-1d2b-4c6e-9f70-8a1b2c3d4e5f"
+    assert session.myevents_enabled
+    assert session.linger_seconds == -1
+    assert session.channel.state is ChannelState.EXECUTE
+
+
+async def test_a_refused_myevents_fails_the_setup_even_when_linger_was_sent_with_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handled: list[Session] = []
+
+    async def handler(session: Session) -> None:
+        handled.append(session)
+
+    app = Outbound(handler, "127.0.0.1", 0)
+    with caplog.at_level(logging.WARNING, logger="genesis_trio"):
+        async with serving(app) as address:
+            with trio.fail_after(10):
+                stream = await trio.open_tcp_stream(*address)
+                async with stream:
+                    buffer = bytearray()
+                    assert await _read_commands(stream, buffer, 3) == [
+                        "connect",
+                        "myevents",
+                        "linger",
+                    ]
+                    await stream.send_all(
+                        _CONNECT_REPLY
+                        + b"Content-Type: command/reply\nReply-Text: -ERR no thanks\n\n"
+                        + b"Content-Type: command/reply\nReply-Text: +OK will linger\n\n"
+                    )
+                    # The session gives up and leaves; linger's reply went to its own slot.
+                    assert await _read_commands(stream, buffer, 1) == ["exit"]
+                    await stream.send_all(_BYE)
+    assert handled == []
+    failures = [r.getMessage() for r in caplog.records if "setup failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert "myevents" in failures[0]
+    assert "-ERR no thanks" in failures[0]

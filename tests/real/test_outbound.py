@@ -104,6 +104,41 @@ async def test_a_session_answers_plays_and_hangs_up(
         assert session.disconnect_notice is not None
 
 
+async def test_the_switch_runs_connect_myevents_and_linger_sent_in_one_write(
+    freeswitch: RealSwitch,
+) -> None:
+    """The session writes its three setup commands together; FreeSWITCH reads them back
+    to back and answers each, in order (the handler's answer then arrives via myevents,
+    and linger holds the socket past the hangup)."""
+    sessions: list[Session] = []
+    results: dict[str, Any] = {}
+
+    async def handler(session: Session) -> None:
+        sessions.append(session)
+        results["setup"] = (session.myevents_enabled, session.linger_seconds)
+        results["answer"] = await session.channel.answer()
+        await session.hangup("NORMAL_CLEARING")
+        await session.lingering.wait()
+
+    async with (
+        watch_calls(freeswitch) as watch,
+        freeswitch.inbound() as client,
+        outbound(handler) as port,
+    ):
+        with trio.fail_after(DEADLINE):
+            await dial(client, port, watch)
+            (session,) = sessions
+            await session.disconnected.wait()
+            await watch.assert_all_gone(2)
+    assert results["setup"] == (True, -1)
+    # The answer application's completion, seen through myevents.
+    assert results["answer"].name == "CHANNEL_EXECUTE_COMPLETE"
+    assert results["answer"].unique_id == session.uuid
+    assert session.channel.answered
+    assert session.context.get("Socket-Mode") == "async"
+    assert session.linger_notice is not None
+
+
 @pytest.mark.parametrize("linger", [True, False])
 async def test_linger_keeps_the_events_after_the_hangup(
     freeswitch: RealSwitch, linger: bool

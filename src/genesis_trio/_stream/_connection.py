@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, Generic, TypeVarTuple
 
 import anyio
@@ -40,7 +40,7 @@ from ..protocol import (
 )
 from ..protocol import commands as cmd
 from ._observer import ConnectionObserver
-from ._outbox import Outbox, Reply
+from ._outbox import Outbox, QueuedCommand, Reply, check_not_cancelled
 from ._routes import ALL, PendingJob, Routes
 
 if sys.version_info >= (3, 13):
@@ -163,6 +163,61 @@ class ESLConnection(Generic[_Observer]):
         if self._observer is not None:
             return await self._observer.observe_command(send, data, label)
         return await send(data, label)
+
+    async def send_pipelined(
+        self,
+        commands: Sequence[tuple[bytes, str]],
+        *,
+        timeout: float | None = None,
+        on_reply: Callable[[int, Reply], object] | None = None,
+    ) -> list[Reply]:
+        """Write several commands in one go and wait for their replies, in order.
+
+        The peer reads them back to back, without a round trip in between.
+        ``on_reply(index, reply)`` runs as each reply arrives, before the next
+        one is awaited (an outbound session binds the call after ``connect``
+        this way); an exception from it ends the wait there, and the replies
+        still to come are absorbed by their slots. Each command is observed as
+        :meth:`send_command` observes it. ``timeout`` bounds the whole exchange.
+        Nothing is written from a scope already cancelled.
+        """
+        if timeout is None or timeout == math.inf:
+            return await self._send_pipelined(commands, on_reply)
+        if timeout < 0:
+            raise ValueError("timeout must not be negative")
+        with anyio.move_on_after(timeout) as scope:
+            return await self._send_pipelined(commands, on_reply)
+        assert scope.cancelled_caught
+        raise OperationTimeout(" + ".join(label for _, label in commands), timeout)
+
+    async def _send_pipelined(
+        self,
+        commands: Sequence[tuple[bytes, str]],
+        on_reply: Callable[[int, Reply], object] | None,
+    ) -> list[Reply]:
+        await check_not_cancelled()
+        outbox = self._outbox
+        queued = [outbox.queue(data, label) for data, label in commands]
+        replies: list[Reply] = []
+        try:
+            for index, ((data, label), outgoing) in enumerate(zip(commands, queued, strict=True)):
+
+                async def complete(
+                    _data: bytes, _label: str, outgoing: QueuedCommand = outgoing
+                ) -> Reply:
+                    return await outbox.complete(outgoing)
+
+                if self._observer is not None:
+                    reply = await self._observer.observe_command(complete, data, label)
+                else:
+                    reply = await complete(data, label)
+                replies.append(reply)
+                if on_reply is not None:
+                    on_reply(index, reply)
+        finally:
+            for outgoing in queued:
+                outbox.withdraw(outgoing)
+        return replies
 
     async def send_raw(self, data: bytes) -> None:
         """Write bytes that expect no reply (rare: e.g. a fake peer's frames)."""

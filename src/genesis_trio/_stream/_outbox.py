@@ -21,7 +21,7 @@ from .._exceptions import CommandStage, ConnectionLost
 from .._util import describe_error
 from ..protocol import ApiResponse, CommandReply
 
-__all__ = ["Outbox", "Reply"]
+__all__ = ["Outbox", "QueuedCommand", "Reply", "check_not_cancelled"]
 
 Reply = CommandReply | ApiResponse
 
@@ -44,6 +44,10 @@ class _Outgoing:
     data: bytes
     pending: _PendingReply | None
     taken: bool = False
+
+
+#: A command queued with :meth:`Outbox.queue`, to hand to :meth:`Outbox.complete`.
+QueuedCommand = _Outgoing
 
 
 class Outbox:
@@ -73,7 +77,16 @@ class Outbox:
 
     async def send(self, data: bytes, label: str) -> Reply:
         """Write one command and wait for the reply that answers it."""
-        await _check_not_cancelled()
+        await check_not_cancelled()
+        return await self.complete(self.queue(data, label))
+
+    def queue(self, data: bytes, label: str) -> _Outgoing:
+        """Queue a command with its reply slot; nothing is written until :meth:`complete`.
+
+        Commands queued one after the other go out in one write, so the peer
+        reads them back to back (a pipeline). The caller checks for
+        cancellation first, and withdraws what it queued if it gives up early.
+        """
         if self._lost is not None:
             raise self._not_sent(label)
         pending = _PendingReply(label)
@@ -81,12 +94,26 @@ class Outbox:
         self._pending.append(pending)
         outgoing = _Outgoing(data, pending)
         self._queue.append(outgoing)
+        return outgoing
+
+    async def complete(self, outgoing: _Outgoing) -> Reply:
+        """Write a queued command (with whatever is queued with it) and wait for its reply."""
+        pending = outgoing.pending
+        assert pending is not None
         await self._write_until_sent(outgoing)
         await pending.done.wait()
         if pending.error is not None:
             raise pending.error
         assert pending.reply is not None
         return pending.reply
+
+    def withdraw(self, outgoing: _Outgoing) -> None:
+        """Take back a queued command no writer took yet (nothing of it was sent)."""
+        if outgoing.taken or self._lost is not None or outgoing not in self._queue:
+            return
+        self._queue.remove(outgoing)
+        if outgoing.pending is not None:
+            self._pending.remove(outgoing.pending)
 
     def _not_sent(self, what: str) -> ConnectionLost:
         reason = self._lost
@@ -97,7 +124,7 @@ class Outbox:
 
     async def send_raw(self, data: bytes) -> None:
         """Write bytes that expect no reply."""
-        await _check_not_cancelled()
+        await check_not_cancelled()
         if self._lost is not None:
             raise self._not_sent("raw bytes")
         outgoing = _Outgoing(data, None)
@@ -194,7 +221,7 @@ class Outbox:
             done.set()
 
 
-async def _check_not_cancelled() -> None:
+async def check_not_cancelled() -> None:
     """Raise the pending cancellation, if any, before a command has any effect.
 
     A deadline that has already passed counts too, even before the event
