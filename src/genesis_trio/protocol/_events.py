@@ -132,22 +132,41 @@ class _JSONObject(list[tuple[str, object]]):
 
 
 def _decode_json(data: bytes) -> EventParts:
+    # One parse, in C for the common case: an object of string values with no repeated
+    # key (what FreeSWITCH sends for an event whose headers all appear once) becomes the
+    # header dict itself. A repeated key keeps every pair (_JSONObject); arrays (a
+    # header with many values) and other values go through the loop below.
     try:
-        document = json.loads(data, object_pairs_hook=_JSONObject)
-        if not isinstance(document, _JSONObject):
-            raise RemoteProtocolError("JSON event is not an object")
-        body: str | None = None
-        pairs: list[tuple[str, str]] = []
-        for name, value in document:
-            if name == "_body":
-                body = None if value is None else _json_text(value)
-            elif isinstance(value, list) and not isinstance(value, _JSONObject):
-                pairs.extend((name, _json_text(item)) for item in value)
-            else:
-                pairs.append((name, _json_text(value)))
+        document = json.loads(data, object_pairs_hook=_json_object)
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"invalid JSON event: {exc}") from None
+    body: str | None = None
+    if type(document) is dict:
+        raw_body = document.pop("_body", None)
+        if (raw_body is None or type(raw_body) is str) and set(map(type, document.values())) <= {
+            str
+        }:
+            return Headers._adopt(document, None), raw_body
+        body = None if raw_body is None else _json_text(raw_body)
+        items: Iterable[tuple[str, object]] = document.items()
+    elif isinstance(document, _JSONObject):
+        items = document
+    else:
+        raise RemoteProtocolError("JSON event is not an object")
+    pairs: list[tuple[str, str]] = []
+    for name, value in items:
+        if name == "_body":
+            body = None if value is None else _json_text(value)
+        elif isinstance(value, list) and not isinstance(value, _JSONObject):
+            pairs.extend((name, _json_text(item)) for item in value)
+        else:
+            pairs.append((name, _json_text(value)))
     return _collect(pairs), body
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> object:
+    document = dict(pairs)
+    return document if len(document) == len(pairs) else _JSONObject(pairs)
 
 
 def _json_text(value: object) -> str:
@@ -158,6 +177,8 @@ def _as_json(value: object) -> object:
     """Nested objects back to dicts (only non-FreeSWITCH input has any)."""
     if isinstance(value, _JSONObject):
         return {name: _as_json(item) for name, item in value}
+    if isinstance(value, dict):
+        return {name: _as_json(item) for name, item in value.items()}
     if isinstance(value, list):
         return [_as_json(item) for item in value]
     return value

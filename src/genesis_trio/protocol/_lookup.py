@@ -25,21 +25,50 @@ class _Unsure:
 UNSURE: Final = _Unsure()
 
 
+# Header name -> the bytes that find it (b"" when the quick path cannot be sure of that
+# name). Names come from programs and the peer: the caches stop growing at a bound.
+_NEEDLE_CACHE_LIMIT: Final = 4096
+# plain: (name at the start, name after a line break, the same two without the space), or ()
+_plain_needles: dict[str, tuple[bytes, ...]] = {}
+_json_needles: dict[str, bytes] = {}
+
+
+def _plain_needle(name: str) -> tuple[bytes, ...]:
+    key = name.encode("utf-8")
+    needles: tuple[bytes, ...] = ()
+    if b"\n" not in key and b":" not in key:
+        needles = (key + b": ", b"\n" + key + b": ", key + b":", b"\n" + key + b":")
+    if len(_plain_needles) < _NEEDLE_CACHE_LIMIT:
+        _plain_needles[name] = needles
+    return needles
+
+
+def _json_needle(name: str) -> bytes:
+    key = name.encode("utf-8")
+    needle = b"" if b'"' in key or b"\\" in key else b'"' + key + b'":'
+    if len(_json_needles) < _NEEDLE_CACHE_LIMIT:
+        _json_needles[name] = needle
+    return needle
+
+
 def lookup_plain(raw: bytes, head_end: int, name: str) -> str | _Unsure | None:
     """The first value of ``name`` in a plain event's header block ``raw[:head_end]``."""
-    key = name.encode("utf-8")
-    if b"\n" in key or b":" in key:
+    needles = _plain_needles.get(name)
+    if needles is None:
+        needles = _plain_needle(name)
+    if not needles:
         return UNSURE
-    if raw.startswith(key + b": "):
-        start = len(key) + 2
+    first, later, first_bare, later_bare = needles
+    if raw.startswith(first):
+        start = len(first)
     else:
-        found = raw.find(b"\n" + key + b": ", 0, head_end)
+        found = raw.find(later, 0, head_end)
         if found < 0:
             # Absent, unless written as a bare "Name:" (no value): let the full decode judge.
-            if raw.startswith(key + b":") or raw.find(b"\n" + key + b":", 0, head_end) >= 0:
+            if raw.startswith(first_bare) or raw.find(later_bare, 0, head_end) >= 0:
                 return UNSURE
             return None
-        start = found + len(key) + 3
+        start = found + len(later)
     end = raw.find(b"\n", start, head_end)
     if end < 0:
         end = head_end
@@ -49,14 +78,16 @@ def lookup_plain(raw: bytes, head_end: int, name: str) -> str | _Unsure | None:
 
 def lookup_json(raw: bytes, name: str) -> str | _Unsure | None:
     """The first value of ``name`` in a JSON event, if it is a plain JSON string."""
-    key = name.encode("utf-8")
-    if b'"' in key or b"\\" in key:
+    needle = _json_needles.get(name)
+    if needle is None:
+        needle = _json_needle(name)
+    if not needle:
         return UNSURE
     # In valid JSON an unescaped '"Name":' can only be a key.
-    found = raw.find(b'"' + key + b'":')
+    found = raw.find(needle)
     if found < 0:
         return None
-    start = found + len(key) + 3
+    start = found + len(needle)
     if raw[start : start + 1] != b'"':
         return UNSURE  # an array (a repeated header), a number, or spacing we don't expect
     start += 1
