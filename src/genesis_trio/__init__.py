@@ -22,9 +22,10 @@ from ._inbound import Inbound
 from ._outbound import Outbound
 from ._outcome import OperationTimeout, Outcome, OutcomeScope
 from ._publish import publish
+from ._reconnect import Backoff
 from ._session import Session
 from ._stream import ESLConnection
-from ._subscription import Overflow, Subscription, SubscriptionOverflow
+from ._subscription import ConnectionGap, Overflow, Subscription, SubscriptionOverflow
 from ._version import __version__
 from .channel import Channel, ChannelState
 from .group import (
@@ -50,6 +51,7 @@ from .queue import (
 __all__ = [
     "ApiResponse",
     "AuthenticationError",
+    "Backoff",
     "Channel",
     "ChannelError",
     "ChannelHangup",
@@ -59,6 +61,7 @@ __all__ = [
     "CommandReply",
     "CommandStage",
     "ConnectTimeout",
+    "ConnectionGap",
     "ConnectionLost",
     "Consumer",
     "ESLClient",

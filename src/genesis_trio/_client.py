@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 import uuid as uuid_module
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import anyio
 
@@ -19,7 +19,7 @@ from ._exceptions import CommandError, LocalProtocolError
 from ._filters import SwitchFilters
 from ._outcome import OperationTimeout
 from ._stream import ESLConnection, EventHandler, Reply
-from ._subscription import Overflow, Subscription, checked_overflow
+from ._subscription import ConnectionGap, Overflow, Subscription, checked_overflow
 from ._util import redact_command
 from .protocol import ApiResponse, CommandReply, Event, EventFormat, LogData
 from .protocol import commands as cmd
@@ -44,6 +44,10 @@ class _SwitchState:
         self.subscriptions: dict[str, int] = {}
         self.subscribed_all = False
         self.event_format: EventFormat = "plain"
+        # The ``log`` level asked for (None: no log lines), and ``divert_events``: what a
+        # reconnecting Inbound asks for again on its next connection.
+        self.log_level: int | str | None = None
+        self.divert_events = False
         self.filters = SwitchFilters(
             connection, lambda data, label: client._send_checked(data, label, check=False)
         )
@@ -286,12 +290,15 @@ class ESLClient:
 
     async def divert_events(self, on: bool = True) -> None:
         await self._send_checked(cmd.divert_events(on), "divert_events")
+        self._state().divert_events = on
 
     async def log(self, level: int | str = 7) -> None:
         await self._send_checked(cmd.log(level), "log")
+        self._state().log_level = level
 
     async def nolog(self) -> None:
         await self._send_checked(cmd.nolog(), "nolog")
+        self._state().log_level = None
 
     async def sendevent(
         self,
@@ -335,15 +342,37 @@ class ESLClient:
         for name in missing:
             self._switch_subscriptions.setdefault(name, 0)
 
-    @asynccontextmanager
-    async def subscribe(
+    @overload
+    def subscribe(
         self,
         *names: str,
         uuid: str | None = None,
         max_buffer: int = 10_000,
         overflow: Overflow = Overflow.ERROR,
         request: bool = True,
-    ) -> AsyncIterator[Subscription[Event]]:
+        gaps: Literal[False] = False,
+    ) -> AbstractAsyncContextManager[Subscription[Event]]: ...
+
+    @overload
+    def subscribe(
+        self,
+        *names: str,
+        uuid: str | None = None,
+        max_buffer: int = 10_000,
+        overflow: Overflow = Overflow.ERROR,
+        request: bool = True,
+        gaps: Literal[True],
+    ) -> AbstractAsyncContextManager[Subscription[Event | ConnectionGap]]: ...
+
+    def subscribe(
+        self,
+        *names: str,
+        uuid: str | None = None,
+        max_buffer: int = 10_000,
+        overflow: Overflow = Overflow.ERROR,
+        request: bool = True,
+        gaps: bool = False,
+    ) -> AbstractAsyncContextManager[Subscription[Any]]:
         """Receive events as an async iterator::
 
             async with client.subscribe("CHANNEL_ANSWER") as events:
@@ -353,7 +382,40 @@ class ESLClient:
         ``names`` are event names or CUSTOM subclasses (none means all);
         with ``uuid`` only that channel's events among them arrive;
         ``request=False`` only listens to what the connection already receives.
+
+        A subscription belongs to one connection: when it is lost, iterating
+        raises :class:`ConnectionLost`. With ``gaps=True`` on a reconnecting
+        :class:`~genesis_trio.Inbound` it outlives the connection instead: after a
+        reconnect it yields a :class:`~genesis_trio.ConnectionGap` (events may have
+        been missed), then the new connection's events.
         """
+        return self._subscribe(names, uuid, max_buffer, overflow, request, gaps)
+
+    def _open_subscription(
+        self,
+        keys: list[str],
+        *,
+        uuid: str | None,
+        matches: Callable[[Event], bool] | None,
+        max_buffer: int,
+        overflow: Overflow,
+        gaps: bool,
+    ) -> Subscription[Any]:
+        """A subscription on the open connection (a reconnecting Inbound keeps ``gaps`` ones)."""
+        return self._connection.subscribe(
+            keys, uuid=uuid, matches=matches, max_buffer=max_buffer, overflow=overflow
+        )
+
+    @asynccontextmanager
+    async def _subscribe(
+        self,
+        names: tuple[str, ...],
+        uuid: str | None,
+        max_buffer: int,
+        overflow: Overflow,
+        request: bool,
+        gaps: bool,
+    ) -> AsyncIterator[Subscription[Any]]:
         keys = list(names) or [ALL]
         overflow = checked_overflow(overflow, stacklevel=4)  # user -> __aenter__ -> here
         matches = None
@@ -364,8 +426,8 @@ class ESLClient:
             def matches(event: Event) -> bool:
                 return event.name in wanted or event.subclass in wanted
 
-        sub = self._connection.subscribe(
-            keys, uuid=uuid, matches=matches, max_buffer=max_buffer, overflow=overflow
+        sub = self._open_subscription(
+            keys, uuid=uuid, matches=matches, max_buffer=max_buffer, overflow=overflow, gaps=gaps
         )
         try:
             if request:
@@ -415,11 +477,31 @@ class ESLClient:
         """
         if not name or "\n" in name:
             raise LocalProtocolError(f"invalid event name {name!r}")
-        return self._connection.run_handler(
+        return self._register_handler(
             [name],
             in_worker_thread(handler, self.handler_limiter),
             concurrent=concurrent,
             max_concurrent=max_concurrent,
             max_buffer=max_buffer,
             overflow=checked_overflow(overflow),
+        )
+
+    def _register_handler(
+        self,
+        keys: list[str],
+        handler: EventHandler,
+        *,
+        concurrent: bool,
+        max_concurrent: int,
+        max_buffer: int,
+        overflow: Overflow,
+    ) -> HandlerRegistration:
+        """A handler on the open connection (a reconnecting Inbound keeps it across connections)."""
+        return self._connection.run_handler(
+            keys,
+            handler,
+            concurrent=concurrent,
+            max_concurrent=max_concurrent,
+            max_buffer=max_buffer,
+            overflow=overflow,
         )

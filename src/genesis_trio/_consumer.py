@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
+import anyio.to_thread
 from anyio.abc import TaskStatus
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -18,6 +20,8 @@ from . import tracing
 from ._dispatch import DEFAULT_HANDLER_THREADS, in_worker_thread, is_async_callable
 from ._exceptions import ConnectionLost, ConnectTimeout, LocalProtocolError
 from ._inbound import Inbound
+from ._reconnect import Backoff
+from ._subscription import ConnectionGap
 from ._util import logger
 from .protocol import Event, EventFormat, commands
 
@@ -25,9 +29,6 @@ __all__ = ["Consumer", "filtrate"]
 
 Handler = Callable[[Event], Awaitable[Any] | Any]
 H = TypeVar("H", bound=Callable[..., Any])
-
-# Seconds before the first reconnection attempt; each failed attempt doubles it.
-_FIRST_BACKOFF = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +135,14 @@ class Consumer:
     ``run`` subscribes only to the events the handlers need (CUSTOM
     subclasses by name), pushes handler filters to FreeSWITCH when every
     handler has one, runs each handler in its own worker inside the
-    connection's task group, and stops cleanly when cancelled. With
-    ``reconnect=True`` a lost connection is re-established with backoff:
-    0.5 s, doubling after each failed attempt up to ``max_backoff``, and
-    back to 0.5 s once a connection got as far as subscribing. Each new
-    connection starts from nothing (subscriptions and filters are sent
-    again, never assumed to survive).
+    connection's task group, and stops cleanly when cancelled.
+
+    With ``reconnect=True`` (or a :class:`Backoff`) it runs on a reconnecting
+    :class:`Inbound`: a lost connection is re-established with exponential
+    backoff and jitter (``max_backoff`` caps the wait when ``reconnect=True``),
+    subscriptions and filters are asked for again, the handlers stay, and
+    functions decorated with :meth:`on_gap` hear about each gap. The first
+    connection is retried with the same backoff too.
     """
 
     def __init__(
@@ -151,8 +154,9 @@ class Consumer:
         timeout: float = 5.0,
         event_format: EventFormat = "plain",
         concurrent: bool = True,
-        reconnect: bool = False,
+        reconnect: bool | Backoff = False,
         max_backoff: float = 30.0,
+        liveness_timeout: float | None = None,
         handler_threads: int = DEFAULT_HANDLER_THREADS,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
@@ -167,12 +171,13 @@ class Consumer:
         self.concurrent = concurrent
         self.reconnect = reconnect
         self.max_backoff = max_backoff
+        self.liveness_timeout = liveness_timeout
         self.handler_threads = handler_threads
         self.handlers: dict[str, list[Handler]] = {}
+        self.gap_handlers: list[Callable[[ConnectionGap], Any]] = []
         self.client: Inbound | None = None
-        self._ready = anyio.Event()
-        # Whether the current connection got as far as subscribing (resets the backoff).
-        self._healthy = False
+        # Set while a client is entered and subscribed (its own readiness says the rest).
+        self._started = anyio.Event()
 
     def __repr__(self) -> str:
         return f"<Consumer {self.host}:{self.port} handlers={sorted(self.handlers)}>"
@@ -187,6 +192,23 @@ class Consumer:
             return function
 
         return decorate
+
+    def on_gap(self, function: H) -> H:
+        """Call the decorated function with a :class:`ConnectionGap` after each reconnect.
+
+        It runs once the new connection is subscribed again (a plain ``def`` in a
+        worker thread); events between the loss and then may have been missed.
+        """
+        self.gap_handlers.append(function)
+        return function
+
+    def backoff(self) -> Backoff | None:
+        """The backoff policy in use (None without ``reconnect``)."""
+        if isinstance(self.reconnect, Backoff):
+            return self.reconnect
+        if not self.reconnect:
+            return None
+        return Backoff(initial=min(0.5, self.max_backoff), maximum=self.max_backoff)
 
     def _switch_filters(self) -> list[tuple[str, str]]:
         """FreeSWITCH filters OR together: push them only if they cover every handler."""
@@ -206,17 +228,23 @@ class Consumer:
     @property
     def subscribed(self) -> bool:
         """Connected, authenticated and subscribed (False while reconnecting)."""
-        return self._ready.is_set() and self.client is not None
+        client = self.client
+        return self._started.is_set() and client is not None and client.ready
 
     async def wait_ready(self) -> Inbound:
         """Wait until the consumer is connected and subscribed; returns its client.
 
-        After a reconnect this waits for the new connection.
+        While it reconnects, this waits for the new connection.
         """
         while True:
-            await self._ready.wait()
-            if self.client is not None:
-                return self.client
+            await self._started.wait()
+            client = self.client
+            if client is None:
+                await anyio.lowlevel.checkpoint()
+                continue
+            await client.wait_ready()
+            if self.client is client:
+                return client
 
     async def run(self) -> None:
         """Consume events until cancelled (or the connection is lost, unless reconnecting)."""
@@ -224,37 +252,35 @@ class Consumer:
 
     async def serve(self, *, task_status: TaskStatus[Inbound] = anyio.TASK_STATUS_IGNORED) -> None:
         """Like :meth:`run`, for ``await task_group.start(app.serve)``: started once subscribed."""
-        backoff = _FIRST_BACKOFF
+        backoff = self.backoff()
         start_once = _StartOnce(task_status)
+        attempt = 0
         while True:
-            self._healthy = False
             try:
-                await self._serve_once(start_once)
+                await self._serve_once(start_once, backoff)
             except (ConnectionLost, ConnectTimeout, OSError) as exc:
-                if not self.reconnect:
+                if backoff is None or start_once.done:
                     raise
-                if self._healthy:
-                    # That connection worked: this loss starts a new series of attempts.
-                    backoff = _FIRST_BACKOFF
-                logger.warning(
-                    "consumer lost its connection (%s); retrying in %.1f s", exc, backoff
-                )
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                # The first connection: once it is up, the Inbound reconnects by itself.
+                delay = backoff.delay(attempt)
+                attempt += 1
+                logger.warning("consumer could not connect (%s); retrying in %.2f s", exc, delay)
+                await anyio.sleep(delay)
                 continue
             return
 
-    async def _serve_once(self, task_status: _StartOnce | None) -> None:
+    async def _serve_once(self, task_status: _StartOnce, backoff: Backoff | None) -> None:
         # consumer.start covers connect + subscribe; consumer.stop covers the teardown.
         with contextlib.ExitStack() as spans:
             starting = spans.enter_context(
                 tracing.consumer_start(self.host, self.port, tracer_provider=self._tracer_provider)
             )
-            await self._serve_connection(task_status, starting, spans)
+            await self._serve_connection(task_status, backoff, starting, spans)
 
     async def _serve_connection(
         self,
-        task_status: _StartOnce | None,
+        task_status: _StartOnce,
+        backoff: Backoff | None,
         starting: tracing.OperationSpan,
         spans: contextlib.ExitStack,
     ) -> None:
@@ -263,6 +289,8 @@ class Consumer:
             self.port,
             self.password,
             timeout=self.timeout,
+            reconnect=backoff or False,
+            liveness_timeout=self.liveness_timeout,
             handler_threads=self.handler_threads,
             tracer_provider=self._tracer_provider,
             meter_provider=self._meter_provider,
@@ -284,22 +312,35 @@ class Consumer:
                 for header, value in self._switch_filters():
                     await client.filter(header, value)
                 starting.close()
-                self._healthy = True
-                self._ready.set()
-                if task_status is not None:
-                    task_status.started(client)
-                await client.connection.closed.wait()
-                reason = client.connection.lost_reason
-                raise reason if isinstance(reason, ConnectionLost) else ConnectionLost()
+                self._started.set()
+                task_status.started(client)
+                if backoff is None:
+                    await client.connection.closed.wait()
+                    reason = client.connection.lost_reason
+                    raise reason if isinstance(reason, ConnectionLost) else ConnectionLost()
+                # The client reconnects by itself from now on: only gaps are ours to tell.
+                async with client.gaps() as gaps:
+                    async for gap in gaps:
+                        await self._tell_gap(client, gap)
             finally:
                 self.client = None
-                if self._ready.is_set():
-                    self._ready = anyio.Event()
+                if self._started.is_set():
+                    self._started = anyio.Event()
                 spans.enter_context(
                     tracing.consumer_stop(
                         self.host, self.port, tracer_provider=self._tracer_provider
                     )
                 )
+
+    async def _tell_gap(self, client: Inbound, gap: ConnectionGap) -> None:
+        for handler in self.gap_handlers:
+            try:
+                if is_async_callable(handler):
+                    await handler(gap)
+                else:
+                    await anyio.to_thread.run_sync(handler, gap, limiter=client.handler_limiter)
+            except Exception:
+                logger.exception("gap handler %r failed on %r", handler, gap)
 
 
 class _StartOnce:
@@ -307,6 +348,10 @@ class _StartOnce:
 
     def __init__(self, task_status: TaskStatus[Inbound]) -> None:
         self._task_status: TaskStatus[Inbound] | None = task_status
+
+    @property
+    def done(self) -> bool:
+        return self._task_status is None
 
     def started(self, client: Inbound) -> None:
         if self._task_status is not None:

@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+import random
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from . import tracing
-from ._client import ESLClient
-from ._dispatch import DEFAULT_HANDLER_THREADS
-from ._exceptions import AuthenticationError, ConnectionLost, ConnectTimeout
+from ._client import ALL, ESLClient
+from ._dispatch import (
+    DEFAULT_HANDLER_THREADS,
+    EventHandler,
+    HandlerPool,
+    HandlerRegistration,
+)
+from ._exceptions import AuthenticationError, CommandError, ConnectionLost, ConnectTimeout
+from ._reconnect import Backoff, LivenessStream
 from ._stream import ESLConnection
+from ._stream._routes import Routes
+from ._subscription import ConnectionGap, Overflow, Subscription
 from ._util import collapse_single_exception_group, logger
-from .protocol import CommandReply
+from .protocol import CommandReply, Event
 from .protocol import commands as cmd
+
+if TYPE_CHECKING:
+    from ._client import _SwitchState
 
 __all__ = ["Inbound"]
 
@@ -32,6 +49,18 @@ class Inbound(ESLClient):
     ``auth/request`` greeting and authenticates; leaving sends ``exit``,
     closes the socket and cancels every task the connection started (its
     reader and the handlers registered with :meth:`on`).
+
+    With ``reconnect=True`` (or a :class:`Backoff`), a connection lost after
+    entering is re-established in the background, with exponential backoff and
+    jitter, until the block is left: the new connection authenticates, asks
+    again for the events, filters, log level and ``divert_events`` you asked
+    for, keeps the handlers registered with :meth:`on`, and tells ``gaps=True``
+    subscriptions about the gap with a :class:`ConnectionGap`. Meanwhile commands
+    fail at once with :class:`ConnectionLost` (``await wait_ready()`` waits for the
+    next connection). The first connection is not retried: its failure raises.
+    ``liveness_timeout`` declares a connection dead when nothing at all arrives
+    for that many seconds (it subscribes to HEARTBEAT, which FreeSWITCH sends
+    every 20 s). See ``docs/inbound.md``.
     """
 
     def __init__(
@@ -45,6 +74,8 @@ class Inbound(ESLClient):
         command_timeout: float | None = None,
         write_timeout: float | None = 30.0,
         max_frame_size: int | None = None,
+        reconnect: bool | Backoff = False,
+        liveness_timeout: float | None = None,
         handler_threads: int = DEFAULT_HANDLER_THREADS,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
@@ -65,12 +96,67 @@ class Inbound(ESLClient):
         if handler_threads < 1:
             raise ValueError("handler_threads must be at least 1")
         self.handler_threads = handler_threads
+        if liveness_timeout is not None and not liveness_timeout > 0:
+            raise ValueError("liveness_timeout must be positive (or None)")
+        self.liveness_timeout = liveness_timeout
+        #: The backoff policy when reconnecting, None when not.
+        self.backoff: Backoff | None = (
+            Backoff() if reconnect is True else (reconnect if reconnect else None)
+        )
+        #: How many times the connection was re-established since entering.
+        self.reconnects = 0
+        self._random = random.Random()
         self._exit_stack: AsyncExitStack | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
+        # Set while a connection is up and has what was asked of the switch again.
+        self._ready: anyio.Event | None = None
+        self._leaving = False
+        # A reconnecting client's handlers and gaps=True subscriptions outlive connections.
+        self._lasting_routes: Routes | None = None
+        self._lasting_pool: HandlerPool | None = None
+        # Weak: a closed subscription leaves the routes, and then this set, by itself.
+        self._gap_subscriptions: weakref.WeakSet[Subscription[Any]] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         # The password stays out of reprs, logs and tracebacks.
         return f"<Inbound {self.host}:{self.port} connected={self.is_connected}>"
+
+    @property
+    def ready(self) -> bool:
+        """Connected, authenticated, and (after a reconnect) asked the switch for all again."""
+        ready = self._ready
+        return ready is not None and ready.is_set() and self.is_connected
+
+    async def wait_ready(self) -> None:
+        """Return once :attr:`ready`: at once while connected, else after the reconnect."""
+        while True:
+            ready = self._ready
+            if ready is None:
+                raise RuntimeError("this Inbound is not entered")
+            await ready.wait()
+            if self.is_connected:
+                return
+            # Lost again before we looked: the supervisor is on it already.
+            await anyio.lowlevel.checkpoint()
+
+    @asynccontextmanager
+    async def gaps(self) -> AsyncIterator[Subscription[ConnectionGap]]:
+        """Only the :class:`ConnectionGap` markers of a reconnecting client, as they happen::
+
+            async with client.gaps() as gaps:
+                async for gap in gaps:
+                    log.warning("missed events for %.1f s", gap.down_for)
+
+        Without ``reconnect`` it yields nothing and ends when the client is left.
+        """
+        subscription: Subscription[ConnectionGap] = Subscription()
+        self._gap_subscriptions.add(subscription)
+        if self._task_group is None:
+            subscription.end()
+        try:
+            yield subscription
+        finally:
+            subscription.close()
 
     async def __aenter__(self) -> Inbound:
         if self._task_group is not None:
@@ -78,9 +164,15 @@ class Inbound(ESLClient):
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
+        self._ready = anyio.Event()
+        self._leaving = False
+        self.reconnects = 0
         self._telemetry = tracing.ConnectionTelemetry.create(
             "inbound", tracer_provider=self._tracer_provider, meter_provider=self._meter_provider
         )
+        if self.backoff is not None:
+            self._lasting_routes = Routes()
+            self._lasting_pool = HandlerPool(task_group)
         try:
             with tracing.inbound_connect(
                 self.host, self.port, tracer_provider=self._tracer_provider
@@ -89,37 +181,218 @@ class Inbound(ESLClient):
         except BaseException as exc:
             await self._close_task_group(type(exc), exc, exc.__traceback__)
             raise
+        self._ready.set()
+        if self.backoff is not None:
+            task_group.start_soon(self._supervise, self.backoff, name="esl-reconnect")
         return self
 
-    async def _connect(self, task_group: anyio.abc.TaskGroup) -> None:
+    async def _connect(
+        self, task_group: anyio.abc.TaskGroup, intent: _SwitchState | None = None
+    ) -> None:
         try:
             with anyio.fail_after(self.timeout):
-                stream = await anyio.connect_tcp(self.host, self.port)
+                stream: anyio.abc.ByteStream = await anyio.connect_tcp(self.host, self.port)
         except TimeoutError:
             raise ConnectTimeout(
                 f"no connection to {self.host}:{self.port} within {self.timeout} s"
             ) from None
         except OSError as exc:
             raise ConnectionLost(f"cannot connect to {self.host}:{self.port}: {exc}") from None
-        self._connection = ESLConnection(
+        if self.liveness_timeout is not None:
+            stream = LivenessStream(stream, self.liveness_timeout)
+        connection = self._connection = ESLConnection(
             stream,
             max_frame_size=self._max_frame_size,
             write_timeout=self.write_timeout,
             observer=self._telemetry,
         )
-        self._connection.start(task_group)
+        if self._lasting_routes is not None:
+            connection.add_event_hook(self._lasting_routes.route)
+        if self.backoff is None:
+            connection.start(task_group)
+        else:
+            # Its own task group: a lost connection's tasks end with it, not with the client.
+            await task_group.start(self._own_connection, connection)
         try:
             with anyio.fail_after(self.timeout):
                 await self._authenticate()
         except TimeoutError:
-            await self._connection.aclose(send_exit=False)
+            await connection.aclose(send_exit=False)
             raise ConnectTimeout(
                 f"{self.host}:{self.port} did not complete the ESL greeting in {self.timeout} s"
             ) from None
         except BaseException:
-            await self._connection.aclose(send_exit=False)
+            await connection.aclose(send_exit=False)
+            raise
+        try:
+            if intent is not None:
+                await self._restore(intent)
+            if self.liveness_timeout is not None:
+                # An idle switch still sends these every 20 s; with filters, the library
+                # keeps them coming (FreeSWITCH ORs filters: this one only adds HEARTBEATs).
+                self._filters.hold("Event-Name", "HEARTBEAT")
+                await self._filters.ensure("Event-Name", "HEARTBEAT")
+                await self._ensure_switch_events(["HEARTBEAT"])
+        except BaseException:
+            await connection.aclose(send_exit=False)
             raise
         logger.debug("connected to %s:%s", self.host, self.port)
+
+    @staticmethod
+    async def _own_connection(
+        connection: ESLConnection,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async with anyio.create_task_group() as task_group:
+            connection.start(task_group)
+            task_status.started()
+
+    async def _restore(self, intent: _SwitchState) -> None:
+        """Ask the new connection's switch for what the lost one had been asked for."""
+        if intent.subscribed_all:
+            words = [ALL]
+        else:
+            names = list(intent.subscriptions)
+            plain = [n for n in names if "::" not in n and n not in ("CUSTOM", ALL)]
+            subclasses = [n for n in names if "::" in n]
+            custom = ["CUSTOM", *subclasses] if "CUSTOM" in names or subclasses else []
+            words = plain + custom
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        if words:
+            steps.append(("event", partial(self.events, *words, event_format=intent.event_format)))
+        for header, value in intent.filters.user_filters:
+            steps.append(("filter", partial(self.filter, header, value)))
+        if intent.log_level is not None:
+            steps.append(("log", partial(self.log, intent.log_level)))
+        if intent.divert_events:
+            steps.append(("divert_events", partial(self.divert_events, True)))
+        for what, step in steps:
+            try:
+                await step()
+            except CommandError as exc:
+                # Accepted on the old connection, refused now: say so, keep the rest.
+                logger.error("reconnect: FreeSWITCH refused %s again: %s", what, exc)
+        for name in intent.subscriptions:
+            self._switch_subscriptions.setdefault(name, 0)
+
+    async def _supervise(self, backoff: Backoff) -> None:
+        """Wait for the connection to end; re-establish it, for as long as the client lives."""
+        attempt = 0
+        while True:
+            connection = self._connection
+            up_since = anyio.current_time()
+            await connection.closed.wait()
+            if self._leaving:
+                return
+            lost_at = anyio.current_time()
+            assert self._ready is not None
+            self._ready = anyio.Event()
+            intent = self._switch_state
+            reason = str(connection.lost_reason or "connection closed")
+            if lost_at - up_since >= backoff.healthy_after:
+                attempt = 0
+            logger.warning(
+                "lost the connection to %s:%s (%s); reconnecting", self.host, self.port, reason
+            )
+            attempts = 0
+            while True:
+                delay = backoff.delay(attempt, self._random)
+                attempt += 1
+                attempts += 1
+                logger.info(
+                    "reconnecting to %s:%s in %.2f s (attempt %d)",
+                    self.host,
+                    self.port,
+                    delay,
+                    attempts,
+                )
+                await anyio.sleep(delay)
+                assert self._task_group is not None
+                try:
+                    await self._connect(self._task_group, intent)
+                except (ConnectionLost, ConnectTimeout, AuthenticationError, OSError) as exc:
+                    logger.warning(
+                        "reconnecting to %s:%s failed (attempt %d): %s",
+                        self.host,
+                        self.port,
+                        attempts,
+                        exc,
+                    )
+                    continue
+                break
+            self.reconnects += 1
+            restored_at = anyio.current_time()
+            logger.warning(
+                "reconnected to %s:%s after %.1f s (%d attempts)",
+                self.host,
+                self.port,
+                restored_at - lost_at,
+                attempts,
+            )
+            gap = ConnectionGap(reason, lost_at, restored_at, attempts)
+            for subscription in list(self._gap_subscriptions):
+                subscription.deliver(gap)
+            self._ready.set()
+
+    # --- what outlives one connection -------------------------------------------------
+    def _open_subscription(
+        self,
+        keys: list[str],
+        *,
+        uuid: str | None,
+        matches: Callable[[Event], bool] | None,
+        max_buffer: int,
+        overflow: Overflow,
+        gaps: bool,
+    ) -> Subscription[Any]:
+        routes = self._lasting_routes
+        if not gaps or routes is None:
+            return super()._open_subscription(
+                keys,
+                uuid=uuid,
+                matches=matches,
+                max_buffer=max_buffer,
+                overflow=overflow,
+                gaps=gaps,
+            )
+        subscription = routes.subscribe(
+            keys, uuid=uuid, matches=matches, max_buffer=max_buffer, overflow=overflow
+        )
+        self._gap_subscriptions.add(subscription)
+        return subscription
+
+    def _register_handler(
+        self,
+        keys: list[str],
+        handler: EventHandler,
+        *,
+        concurrent: bool,
+        max_concurrent: int,
+        max_buffer: int,
+        overflow: Overflow,
+    ) -> HandlerRegistration:
+        routes, pool = self._lasting_routes, self._lasting_pool
+        if routes is None or pool is None:
+            return super()._register_handler(
+                keys,
+                handler,
+                concurrent=concurrent,
+                max_concurrent=max_concurrent,
+                max_buffer=max_buffer,
+                overflow=overflow,
+            )
+        if self._telemetry is not None:
+            handler = self._telemetry.wrap_handler(handler)
+        return routes.add_handler(
+            keys,
+            pool,
+            handler,
+            uuid=None,
+            max_concurrent=max_concurrent if concurrent else 1,
+            max_buffer=max_buffer,
+            overflow=overflow,
+        )
 
     async def _authenticate(self) -> None:
         connection = self._connection
@@ -156,11 +429,24 @@ class Inbound(ESLClient):
     ) -> bool | None:
         if self._task_group is None:
             return None
+        self._leaving = True
         try:
             await self._connection.aclose(send_exit=True)
         finally:
+            self._end_lasting()
             await self._close_task_group(exc_type, exc, tb)
         return None
+
+    def _end_lasting(self) -> None:
+        routes, self._lasting_routes = self._lasting_routes, None
+        pool, self._lasting_pool = self._lasting_pool, None
+        for subscription in list(self._gap_subscriptions):
+            subscription.end()
+        self._gap_subscriptions.clear()
+        if pool is not None:
+            pool.close()
+        if routes is not None:
+            routes.close(ConnectionLost("connection closed"), clean=True)
 
     async def _close_task_group(
         self,
@@ -171,6 +457,8 @@ class Inbound(ESLClient):
         task_group, self._task_group = self._task_group, None
         if task_group is None:
             return
+        self._leaving = True
+        self._end_lasting()
         task_group.cancel_scope.cancel()
         with collapse_single_exception_group():
             await task_group.__aexit__(exc_type, exc, tb)

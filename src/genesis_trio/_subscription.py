@@ -11,6 +11,7 @@ import enum
 import warnings
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, TypeVar
 
@@ -18,7 +19,7 @@ import anyio
 
 from ._exceptions import ConnectionLost, GenesisError
 
-__all__ = ["Overflow", "Subscription", "SubscriptionOverflow"]
+__all__ = ["ConnectionGap", "Overflow", "Subscription", "SubscriptionOverflow"]
 
 T = TypeVar("T")
 
@@ -63,6 +64,29 @@ def checked_overflow(overflow: Overflow, *, stacklevel: int = 3) -> Overflow:
         )
         return Overflow.ERROR
     return overflow
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionGap:
+    """A reconnecting Inbound is back after losing its connection: events may be missing.
+
+    Yielded by a ``subscribe(..., gaps=True)`` subscription between the last event
+    of the old connection and the first of the new one, once the new connection is
+    authenticated and has its subscriptions, filters and log level again. Times are
+    ``anyio.current_time()`` values; ``reason`` says why the old connection ended
+    (it never holds the password).
+    """
+
+    reason: str
+    lost_at: float
+    restored_at: float
+    #: Connection attempts it took (1: the first one succeeded).
+    attempts: int
+
+    @property
+    def down_for(self) -> float:
+        """Seconds without a connection."""
+        return self.restored_at - self.lost_at
 
 
 class SubscriptionOverflow(GenesisError):

@@ -84,15 +84,15 @@ class _ConsumerReadiness:
     def record_event(self) -> None:
         client = self.consumer.client
         if client is not None:
-            self._last = (client, time.monotonic())
+            self._last = (client.connection, time.monotonic())
 
     def __call__(self) -> bool:
         client = self.consumer.client
         if client is None or not self.consumer.subscribed or self._last is None:
             return False
         seen_on, at = self._last
-        # An event seen on an earlier connection says nothing about this one.
-        return seen_on is client and time.monotonic() - at <= self.window
+        # An event seen on an earlier connection (before a reconnect) says nothing about this one.
+        return seen_on is client.connection and time.monotonic() - at <= self.window
 
 
 class OpsServer:
@@ -102,7 +102,8 @@ class OpsServer:
     once connected, authenticated, subscribed and an event (a HEARTBEAT, which
     it subscribes to, or any event it handles) arrived within ``ready_window``
     seconds; an :class:`~genesis_trio.Outbound` server while it listens and is
-    not draining; an :class:`~genesis_trio.Inbound` client while connected; a
+    not draining; an :class:`~genesis_trio.Inbound` client while :attr:`~Inbound.ready`
+    (connected, and after a reconnect subscribed again); a
     callable when it returns True; None: always. ``/health`` answers 200 as long
     as the process serves HTTP. Responses are JSON (``{"status": "ready"}``),
     503 when not ready, like Genesis's.
@@ -135,7 +136,8 @@ class OpsServer:
             self._ready = lambda: outbound.listening
         elif isinstance(app, Inbound):
             inbound = app
-            self._ready = lambda: inbound.is_connected
+            # Connected, and after a reconnect subscribed again.
+            self._ready = lambda: inbound.ready
         elif app is None:
             self._ready = lambda: True
         else:

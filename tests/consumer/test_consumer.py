@@ -10,14 +10,14 @@ import pytest
 import trio
 import trio.testing
 
-from genesis_trio import Consumer, Event, Inbound, filtrate
+from genesis_trio import Backoff, ConnectionGap, Consumer, Event, Inbound, filtrate
 from genesis_trio.testing import FakeFreeSWITCH
 
 pytestmark = pytest.mark.trio
 
 
 def consumer_for(
-    fake: FakeFreeSWITCH, *, concurrent: bool = True, reconnect: bool = False
+    fake: FakeFreeSWITCH, *, concurrent: bool = True, reconnect: bool | Backoff = False
 ) -> Consumer:
     return Consumer(fake.host, fake.port, "ClueCon", concurrent=concurrent, reconnect=reconnect)
 
@@ -127,23 +127,36 @@ async def test_reconnects_after_the_connection_is_lost(
 ) -> None:
     app = consumer_for(fake, reconnect=True)
     got = trio.Event()
+    gaps: list[ConnectionGap] = []
 
     @app.handle("demo::r")
     async def handler(event: Event) -> None:
         got.set()
 
+    @app.on_gap
+    async def told(gap: ConnectionGap) -> None:
+        gaps.append(gap)
+
     async with trio.open_nursery() as nursery:
-        first_client = await nursery.start(app.serve)
+        client = await nursery.start(app.serve)
+        first_connection = client.connection
         await fake.drop_connections()
         await trio.testing.wait_all_tasks_blocked()  # the consumer has seen the loss
+        assert not app.subscribed
         with trio.fail_after(60):
-            second_client = await app.wait_ready()
-        assert second_client is not first_client
+            assert await app.wait_ready() is client
+        assert client.connection is not first_connection
+        assert app.subscribed
         assert fake.authentications == 2
+        # The new connection asked for the handler's events again.
+        assert fake.commands_received.count("event plain CUSTOM demo::r") == 2
         await fire(fake, "demo::r")
         with trio.fail_after(60):
             await got.wait()
         nursery.cancel_scope.cancel()
+    assert len(gaps) == 1
+    assert gaps[0].attempts == 1
+    assert "closed by peer" in gaps[0].reason
 
 
 async def test_without_reconnect_a_lost_connection_ends_run(fake: FakeFreeSWITCH) -> None:
@@ -168,8 +181,8 @@ async def test_without_reconnect_a_lost_connection_ends_run(fake: FakeFreeSWITCH
 async def test_the_reconnect_backoff_starts_over_after_a_healthy_connection(
     fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """Issue 10, item 13: five one-second connections, each dropped, wait 0.5 s each time."""
-    app = consumer_for(fake, reconnect=True)
+    """Issue 10, item 13: five connections healthy for a while, each dropped, wait 0.5 s each."""
+    app = consumer_for(fake, reconnect=Backoff(jitter=0, healthy_after=1))
 
     @app.handle("HEARTBEAT")
     async def handler(event: Event) -> None:
@@ -179,7 +192,7 @@ async def test_the_reconnect_backoff_starts_over_after_a_healthy_connection(
     async with trio.open_nursery() as nursery:
         client = await nursery.start(app.serve)
         for _ in range(5):
-            await trio.sleep(1)  # a healthy connection, for a while
+            await trio.sleep(1)  # a healthy connection, for healthy_after
             await fake.drop_connections()
             await client.connection.closed.wait()
             dropped_at = trio.current_time()
@@ -206,10 +219,76 @@ async def test_the_reconnect_backoff_grows_while_attempts_fail(
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), slam, 0)
         port = listeners[0].socket.getsockname()[1]
-        app = Consumer("127.0.0.1", port, "ClueCon", reconnect=True)
+        app = Consumer("127.0.0.1", port, "ClueCon", reconnect=Backoff(jitter=0))
         nursery.start_soon(app.run)
         with trio.fail_after(120):
             await enough.wait()
         nursery.cancel_scope.cancel()
     gaps = [later - earlier for earlier, later in pairwise(attempts)]
     assert gaps == [pytest.approx(w, abs=0.05) for w in (0.5, 1, 2, 4)]
+
+
+async def test_short_lived_connections_do_not_reset_the_backoff(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A connection dropped before ``healthy_after`` keeps the series growing."""
+    app = consumer_for(fake, reconnect=Backoff(jitter=0, healthy_after=10))
+
+    @app.handle("HEARTBEAT")
+    async def handler(event: Event) -> None:
+        pass
+
+    waits: list[float] = []
+    async with trio.open_nursery() as nursery:
+        client = await nursery.start(app.serve)
+        for _ in range(4):
+            await trio.sleep(1)  # up, but not for healthy_after
+            await fake.drop_connections()
+            await client.connection.closed.wait()
+            dropped_at = trio.current_time()
+            with trio.fail_after(120):
+                client = await app.wait_ready()
+            waits.append(trio.current_time() - dropped_at)
+        nursery.cancel_scope.cancel()
+    assert waits == [pytest.approx(w, abs=0.05) for w in (0.5, 1, 2, 4)]
+
+
+async def test_jitter_shortens_each_wait_by_up_to_its_fraction(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    attempts: list[float] = []
+    enough = trio.Event()
+
+    async def slam(stream: trio.SocketStream) -> None:
+        attempts.append(trio.current_time())
+        if len(attempts) == 8:
+            enough.set()
+        await stream.aclose()
+
+    backoff = Backoff(initial=1, maximum=8, factor=2, jitter=0.5)
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), slam, 0)
+        port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(Consumer("127.0.0.1", port, "ClueCon", reconnect=backoff).run)
+        with trio.fail_after(600):
+            await enough.wait()
+        nursery.cancel_scope.cancel()
+    gaps = [later - earlier for earlier, later in pairwise(attempts)]
+    steps = [backoff.step(n) for n in range(len(gaps))]
+    assert steps == [1, 2, 4, 8, 8, 8, 8]
+    for gap, step in zip(gaps, steps, strict=True):
+        assert step * 0.5 - 0.05 <= gap <= step + 0.05
+    assert len({round(gap / step, 3) for gap, step in zip(gaps, steps, strict=True)}) > 1
+
+
+async def test_backoff_refuses_nonsense() -> None:
+    for bad in (
+        {"initial": 0},
+        {"initial": 2, "maximum": 1},
+        {"factor": 0.5},
+        {"jitter": 1.5},
+        {"healthy_after": -1},
+    ):
+        with pytest.raises(ValueError, match="Backoff"):
+            Backoff(**bad)
+    assert Backoff(initial=1, maximum=30, factor=2).step(10_000) == 30
