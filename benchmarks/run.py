@@ -555,10 +555,11 @@ def footnotes(
 
 
 # --- the chart -----------------------------------------------------------------------
-# benchmarks/real_switch.py (the real-FreeSWITCH benchmarks) writes REAL_SWITCH_JSON; the
-# chart reads its "rows" (or "results"): each a dict with a "label" (or "benchmark"/"key")
-# and either a "ratio" (genesis_trio's advantage, >1 is better) or the two values "ours"
-# and "genesis" plus "lower_is_better": true for costs (CPU per call, latency, memory).
+# benchmarks/real_switch.py (the real-FreeSWITCH benchmarks) writes REAL_SWITCH_JSON with
+# --json: {"rows": [{"key", "label", "ours", "genesis", "ratio", "unit", "better"}, ...]},
+# where "ratio" is how many times better genesis_trio is (ours/genesis for "better":
+# "higher", genesis/ours for "lower") and null where it means nothing (FreeSWITCH's own
+# CPU). The chart shows every row with a ratio.
 
 
 def real_switch_ratios(path: Path = REAL_SWITCH_JSON) -> list[tuple[str, float]]:
@@ -576,11 +577,16 @@ def real_switch_ratios(path: Path = REAL_SWITCH_JSON) -> list[tuple[str, float]]
             continue
         label = entry.get("label") or entry.get("benchmark") or entry.get("key")
         ratio = entry.get("ratio")
-        if ratio is None:
+        better = entry.get("better")
+        if ratio is None and better in ("higher", "lower"):
             ours, genesis = entry.get("ours"), entry.get("genesis")
-            if isinstance(ours, int | float) and isinstance(genesis, int | float) and ours > 0:
-                lower = entry.get("lower_is_better", False)
-                ratio = genesis / ours if lower else ours / genesis if genesis > 0 else None
+            if (
+                isinstance(ours, int | float)
+                and isinstance(genesis, int | float)
+                and ours > 0
+                and genesis > 0
+            ):
+                ratio = ours / genesis if better == "higher" else genesis / ours
         if label and isinstance(ratio, int | float) and ratio > 0:
             found.append((str(label), float(ratio)))
     return found

@@ -170,14 +170,14 @@ class ConnectionTelemetry:
         name = command_name(label)
         span = None
         if self.tracer is not None:
-            span = self.tracer.start_span(n.SEND_COMMAND)
-            if span.is_recording():
-                span.set_attribute(n.COMMAND_NAME, name)
-                if name in ("api", "bgapi"):
-                    words = label.split(" ", 2)
-                    if len(words) > 1 and _API_NAME.fullmatch(words[1]):
-                        span.set_attribute("command.api", words[1])
-            else:
+            # The attributes go in with the span: one pass through the SDK's checks.
+            attributes = {n.COMMAND_NAME: name}
+            if name in ("api", "bgapi"):
+                words = label.split(" ", 2)
+                if len(words) > 1 and _API_NAME.fullmatch(words[1]):
+                    attributes["command.api"] = words[1]
+            span = self.tracer.start_span(n.SEND_COMMAND, attributes=attributes)
+            if not span.is_recording():
                 span.end()
                 span = None
         instruments = self.instruments
