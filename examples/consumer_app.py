@@ -1,4 +1,8 @@
-"""A Consumer app: decorated handlers with filters.
+"""A Consumer app: decorated handlers with filters, surviving switch restarts.
+
+It reconnects with backoff when the connection is lost (restart FreeSWITCH under it: it
+comes back, subscribed again, and says how long it was away), and a connection on which
+nothing arrived for 60 s (three missed HEARTBEATs) counts as lost.
 
 By default it starts the built-in fake FreeSWITCH, places a call on it so there is something
 to see, and stops after the call ends. With --host it consumes a real switch until Ctrl-C, or,
@@ -12,10 +16,10 @@ import argparse
 
 import trio
 
-from genesis_trio import Consumer, Event, Inbound, filtrate
+from genesis_trio import ConnectionGap, Consumer, Event, Inbound, filtrate
 from genesis_trio.testing import Destination, FakeFreeSWITCH
 
-app = Consumer()
+app = Consumer(reconnect=True, liveness_timeout=60)
 call_over = trio.Event()
 
 
@@ -29,6 +33,12 @@ async def answered(event: Event) -> None:
 async def finished(event: Event) -> None:
     print("finished normally:", event.unique_id)
     call_over.set()
+
+
+@app.on_gap
+def reconnected(gap: ConnectionGap) -> None:
+    # A plain def runs in a worker thread: blocking here would not stall the event loop.
+    print(f"reconnected after {gap.down_for:.1f} s ({gap.reason}): events in between are lost")
 
 
 async def place_call_and_watch(host: str, port: int, password: str, dial: str) -> None:

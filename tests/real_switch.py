@@ -6,7 +6,8 @@ Fixtures (available everywhere through the root ``conftest.py``):
     One switch for the whole session, shared by every test that does not disturb
     the others. Tests that use it are marked ``freeswitch``.
 ``private_freeswitch``
-    A switch of the test's own, for destructive tests (killing it, restarting it).
+    A switch of the test's own, for destructive tests (killing it, restarting it:
+    ``stop_freeswitch(switch)`` then ``start_freeswitch_again(switch)`` on the same ports).
 
 Where the switch comes from, in order:
 
@@ -24,6 +25,7 @@ When none is available the tests skip with a one-line reason; with
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -55,6 +57,8 @@ __all__ = [
     "placed_call",
     "private_freeswitch",
     "running_freeswitch",
+    "start_freeswitch_again",
+    "stop_freeswitch",
     "wait_until",
     "watch_calls",
 ]
@@ -149,6 +153,41 @@ def _stop(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+# Instance directory -> (run-freeswitch command, PID now) of a private switch, so that
+# stop_freeswitch / start_freeswitch_again can restart it on the same ports.
+_instances: dict[Path, tuple[list[str], int]] = {}
+
+
+def stop_freeswitch(switch: RealSwitch) -> None:
+    """Stop a private switch by its PID (SIGTERM, SIGKILL if it lingers); its files stay.
+
+    ``start_freeswitch_again`` brings it back on the same ports.
+    """
+    if switch.instance_dir is None or switch.instance_dir not in _instances:
+        raise RuntimeError("only a switch started by running_freeswitch can be stopped")
+    _stop(_instances[switch.instance_dir][1])
+
+
+def start_freeswitch_again(switch: RealSwitch, attempts: int = 10) -> RealSwitch:
+    """Start a stopped private switch again: same instance, same ESL and SIP ports.
+
+    The old listening sockets may take a moment to be released: a start that
+    fails is retried a bounded number of times. Returns it with its new PID.
+    """
+    if switch.instance_dir is None or switch.instance_dir not in _instances:
+        raise RuntimeError("only a switch started by running_freeswitch can be restarted")
+    command, _ = _instances[switch.instance_dir]
+    failure = ""
+    for _ in range(attempts):
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            pid = int(result.stdout.strip().splitlines()[-1])
+            _instances[switch.instance_dir] = (command, pid)
+            return dataclasses.replace(switch, pid=pid)
+        failure = (result.stderr or result.stdout).strip()[-2000:]
+    raise RuntimeError(f"FreeSWITCH did not start again after {attempts} attempts:\n{failure}")
+
+
 @contextlib.contextmanager
 def running_freeswitch(**options: str) -> Iterator[RealSwitch]:
     """Start a private FreeSWITCH on free loopback ports; stop it by its PID afterwards.
@@ -181,10 +220,12 @@ def running_freeswitch(**options: str) -> Iterator[RealSwitch]:
             result = subprocess.run(command, capture_output=True, text=True, check=False)
             if result.returncode == 0:
                 pid = int(result.stdout.strip().splitlines()[-1])
+                _instances[instance] = (command, pid)
                 try:
                     yield RealSwitch("127.0.0.1", esl_port, password, pid, instance, sip_port)
                 finally:
-                    _stop(pid)
+                    # The PID it has now: start_freeswitch_again may have replaced it.
+                    _stop(_instances.pop(instance, (command, pid))[1])
                 return
             # Most likely a port was taken between the probe and FreeSWITCH's bind.
             failure = (result.stderr or result.stdout).strip()[-2000:]

@@ -121,3 +121,37 @@ async def test_ops_port_in_use_is_one_line(tmp_path: Path) -> None:
             assert await cli.wait() == 1
     assert len(cli.stderr_lines) == 1, cli.output
     assert "in use" in cli.stderr_lines[0]
+
+
+PLAIN_CONSUMER_APP = """\
+from genesis_trio import Consumer, Event
+
+app = Consumer()
+
+@app.handle("CHANNEL_ANSWER")
+async def answered(event: Event) -> None:
+    pass
+"""
+
+
+async def test_esl_reconnect_turns_reconnecting_on_for_an_app_without_it(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(PLAIN_CONSUMER_APP)
+    async with FakeFreeSWITCH().running() as fake:
+        env = {
+            "ESL_PORT": str(fake.port),
+            "ESL_OPS_PORT": "0",
+            "ESL_RECONNECT": "1",
+            "ESL_LIVENESS_TIMEOUT": "60",
+        }
+        app = str(tmp_path / "app.py")
+        async with cli_process("--log-level", "info", "consumer", app, env=env) as cli:
+            with trio.fail_after(60):
+                # Subscribed (after the liveness watchdog's HEARTBEAT).
+                while "event plain CHANNEL_ANSWER" not in fake.commands_received:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            await fake.drop_connections()
+            await cli.wait_for_line("reconnected to")
+            # Everything asked for again on the new connection, in one command.
+            assert fake.commands_received[-1] == "event plain HEARTBEAT CHANNEL_ANSWER"
+            cli.signal(signal.SIGTERM)
+            assert await cli.wait() == 0

@@ -72,6 +72,12 @@ def _run_app_once(args: argparse.Namespace) -> int:
         consumer.host, consumer.port = args.host, args.port
         if args.password is not None:
             consumer.password = args.password
+        if args.reconnect and not consumer.reconnect:
+            consumer.reconnect = True
+        if args.liveness_timeout is not None:
+            if not args.liveness_timeout:
+                raise CLIError("--liveness-timeout must be positive")
+            consumer.liveness_timeout = args.liveness_timeout
         ops = _ops_server(args, consumer, ready_window=args.ready_window)
         running = trio.CancelScope()
 

@@ -112,6 +112,10 @@ def _dtmf(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _env_true(name: str) -> bool:
+    return (os.environ.get(name) or "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -260,6 +264,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="/ready needs an event (HEARTBEAT: every 20 s) within S seconds "
         "(default %(default)s; env ESL_READY_WINDOW)",
+    )
+    consumer.add_argument(
+        "--reconnect",
+        action="store_true",
+        default=_env_true("ESL_RECONNECT"),
+        help="re-establish a lost connection with backoff, whatever the app says "
+        "(env ESL_RECONNECT=1)",
+    )
+    consumer.add_argument(
+        "--liveness-timeout",
+        type=_positive(float),
+        default=_env("ESL_LIVENESS_TIMEOUT", None),
+        metavar="S",
+        help="a connection on which nothing arrived for S seconds is dead (HEARTBEAT: every "
+        "20 s; default: the app's; env ESL_LIVENESS_TIMEOUT)",
     )
     consumer.add_argument("--reload", action="store_true", help="restart when files change")
 
