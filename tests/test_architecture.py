@@ -1,4 +1,4 @@
-"""The shape of the package: the import contract.
+"""The shape of the package: the import contract and the size of its modules.
 
 The contract is in pyproject.toml (``[tool.importlinter]``) and explained in
 docs/architecture.md; ``uv run lint-imports`` checks it by hand.
@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "src" / "genesis_trio"
+# One job per module keeps them far below this; past it, split the module.
+MAX_MODULE_LINES = 500
 
 
 def _lint_imports() -> str:
@@ -32,3 +35,15 @@ def test_the_import_contract_holds() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout, result.stdout
+
+
+def test_no_module_is_over_500_lines() -> None:
+    sizes = {
+        path.relative_to(ROOT).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for path in PACKAGE.rglob("*.py")
+    }
+    assert "src/genesis_trio/_stream/_connection.py" in sizes  # the walk found the package
+    too_long = {path: lines for path, lines in sizes.items() if lines > MAX_MODULE_LINES}
+    assert too_long == {}, "split these modules (one job each): " + ", ".join(
+        f"{path} ({lines} lines)" for path, lines in sorted(too_long.items())
+    )

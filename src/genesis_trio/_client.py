@@ -1,4 +1,8 @@
-"""Commands shared by every ESL client connection (inbound and outbound)."""
+"""The command surface shared by every ESL client (Inbound and outbound Sessions).
+
+Built on :class:`~genesis_trio._client_core.ClientCore` (the connection, what was
+asked of the switch, raw commands).
+"""
 
 # A command's ``timeout=`` is the deadline of its own cancel scope (an
 # OperationTimeout when it fires), not a sleep.
@@ -14,46 +18,24 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import anyio
 
-from ._dispatch import DEFAULT_HANDLER_THREADS, HandlerRegistration, in_worker_thread
+from ._client_core import ClientCore, is_error
+from ._dispatch import HandlerRegistration, in_worker_thread
 from ._exceptions import CommandError, LocalProtocolError
-from ._filters import SwitchFilters
 from ._outcome import OperationTimeout
-from ._stream import ESLConnection, EventHandler, Reply
+from ._stream import EventHandler
 from ._subscription import ConnectionGap, Overflow, Subscription, checked_overflow
-from ._util import redact_command
 from .protocol import ApiResponse, CommandReply, Event, EventFormat, LogData
 from .protocol import commands as cmd
 
 if TYPE_CHECKING:
-    from .tracing import ConnectionTelemetry
+    pass
 
 __all__ = ["ESLClient"]
 
 ALL = "ALL"
 
 
-def _is_error(text: str) -> bool:
-    return text.startswith("-ERR") or text.startswith("-USAGE")
-
-
-class _SwitchState:
-    """What one connection asked of FreeSWITCH: it starts empty with every new connection."""
-
-    def __init__(self, client: ESLClient, connection: ESLConnection) -> None:
-        self.connection = connection
-        self.subscriptions: dict[str, int] = {}
-        self.subscribed_all = False
-        self.event_format: EventFormat = "plain"
-        # The ``log`` level asked for (None: no log lines), and ``divert_events``: what a
-        # reconnecting Inbound asks for again on its next connection.
-        self.log_level: int | str | None = None
-        self.divert_events = False
-        self.filters = SwitchFilters(
-            connection, lambda data, label: client._send_checked(data, label, check=False)
-        )
-
-
-class ESLClient:
+class ESLClient(ClientCore):
     """The command surface common to Inbound and outbound Sessions.
 
     Every method that talks to FreeSWITCH raises :class:`CommandError` when the
@@ -68,110 +50,6 @@ class ESLClient:
     uses :attr:`command_timeout`, and ``math.inf`` waits without a limit
     even when a default is set.
     """
-
-    _connection: ESLConnection[ConnectionTelemetry]
-    #: The default ``timeout=`` of every command this client sends (None: no
-    #: limit of its own, the caller's cancel scope decides).
-    command_timeout: float | None = None
-    # True once an outbound Session turned ``myevents`` on: the connection then
-    # carries its own call's events only. Asked here, not by isinstance(Session),
-    # so the channel layer above the clients never imports the Session module.
-    _myevents: bool = False
-    #: How many plain ``def`` handlers registered with :meth:`on` may run at once (each in a
-    #: worker thread of its own).
-    handler_threads: int = DEFAULT_HANDLER_THREADS
-
-    def __init__(self) -> None:
-        self._switch_state: _SwitchState | None = None
-        self._thread_limiter: anyio.CapacityLimiter | None = None
-
-    @property
-    def handler_limiter(self) -> anyio.CapacityLimiter:
-        """The limiter of the worker threads that run this client's plain ``def`` handlers."""
-        # Made on first use: a limiter belongs to a running event loop.
-        if self._thread_limiter is None:
-            self._thread_limiter = anyio.CapacityLimiter(self.handler_threads)
-        return self._thread_limiter
-
-    def _own_call_uuid(self) -> str | None:
-        """The call this connection belongs to (an outbound Session's, once connected)."""
-        return None
-
-    @property
-    def connection(self) -> ESLConnection[ConnectionTelemetry]:
-        return self._connection
-
-    def _state(self) -> _SwitchState:
-        state = self._switch_state
-        if state is None or state.connection is not self._connection:
-            state = self._switch_state = _SwitchState(self, self._connection)
-        return state
-
-    @property
-    def _switch_subscriptions(self) -> dict[str, int]:
-        return self._state().subscriptions
-
-    @property
-    def _subscribed_all(self) -> bool:
-        return self._state().subscribed_all
-
-    @_subscribed_all.setter
-    def _subscribed_all(self, value: bool) -> None:
-        self._state().subscribed_all = value
-
-    @property
-    def _event_format(self) -> EventFormat:
-        return self._state().event_format
-
-    @_event_format.setter
-    def _event_format(self, value: EventFormat) -> None:
-        self._state().event_format = value
-
-    @property
-    def _filters(self) -> SwitchFilters:
-        return self._state().filters
-
-    @property
-    def filters(self) -> list[tuple[str, str]]:
-        """The FreeSWITCH-side filters added with :meth:`filter` on the open connection."""
-        return self._filters.user_filters if self.is_connected else []
-
-    @property
-    def switch_filters(self) -> list[tuple[str, str]]:
-        """Every filter the open connection has on the switch: yours and the library's own.
-
-        The library's (``Job-UUID`` of a running bgapi, ``Unique-ID`` of a followed
-        channel) are there only while you have filters; see ``docs/inbound.md``.
-        """
-        return self._filters.installed if self.is_connected else []
-
-    @property
-    def is_connected(self) -> bool:
-        conn = getattr(self, "_connection", None)
-        return conn is not None and conn.is_open
-
-    # --- raw ---------------------------------------------------------------
-    def _timeout(self, timeout: float | None) -> float | None:
-        return self.command_timeout if timeout is None else timeout
-
-    async def send(self, command: str, *, timeout: float | None = None) -> Reply:
-        """Send one raw command line and return FreeSWITCH's reply as it is.
-
-        Never raises on ``-ERR``: this is the escape hatch for raw replies.
-        """
-        return await self._connection.send_command(
-            cmd.raw(command), redact_command(command), timeout=self._timeout(timeout)
-        )
-
-    async def _send_checked(
-        self, data: bytes, label: str, *, check: bool = True, timeout: float | None = None
-    ) -> CommandReply:
-        reply = await self._connection.send_command(data, label, timeout=self._timeout(timeout))
-        if not isinstance(reply, CommandReply):
-            raise CommandError(label, f"unexpected reply {type(reply).__name__}")
-        if check and not reply.ok:
-            raise CommandError(label, reply.reply_text)
-        return reply
 
     # --- api / bgapi -------------------------------------------------------
     async def api(self, command: str, *, check: bool = True, timeout: float | None = None) -> str:
@@ -188,7 +66,7 @@ class ESLClient:
         if not isinstance(reply, ApiResponse):
             text = reply.reply_text if isinstance(reply, CommandReply) else repr(reply)
             raise CommandError(label, text)
-        if check and _is_error(reply.body):
+        if check and is_error(reply.body):
             raise CommandError(f"api {command}", reply.body.strip())
         return reply.body
 
@@ -202,7 +80,7 @@ class ESLClient:
         """
         event = await self.bgapi_event(command, timeout=timeout)
         body = event.body or ""
-        if check and _is_error(body):
+        if check and is_error(body):
             raise CommandError(f"bgapi {command}", body.strip())
         return body
 

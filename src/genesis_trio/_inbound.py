@@ -34,7 +34,7 @@ from .protocol import CommandReply, Event
 from .protocol import commands as cmd
 
 if TYPE_CHECKING:
-    from ._client import _SwitchState
+    from ._client_core import _SwitchState
 
 __all__ = ["Inbound"]
 
