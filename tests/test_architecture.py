@@ -6,6 +6,7 @@ docs/architecture.md; ``uv run lint-imports`` checks it by hand.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -47,3 +48,14 @@ def test_no_module_is_over_500_lines() -> None:
     assert too_long == {}, "split these modules (one job each): " + ", ".join(
         f"{path} ({lines} lines)" for path, lines in sorted(too_long.items())
     )
+
+
+def test_the_architecture_page_names_real_modules() -> None:
+    """docs/architecture.md maps behaviours to modules: every path it names must exist."""
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([A-Za-z_][\w/]*(?:\.py|/))`", page))
+    assert "_stream/_connection.py" in named
+    missing = sorted(
+        path for path in named if not (PACKAGE / path).exists() and not (ROOT / path).exists()
+    )
+    assert missing == [], "docs/architecture.md names modules that moved: " + ", ".join(missing)
