@@ -188,6 +188,8 @@ class ChannelStatus:
         Events seen since tracking began are newer than any snapshot fetched
         meanwhile, so a snapshot only fills what no event has said yet.
         """
+        if isinstance(headers, Event):
+            headers = headers.headers._first  # a plain dict: merged in C, not key by key
         if self.events_seen:
             for key, value in headers.items():
                 self.data.setdefault(key, value)

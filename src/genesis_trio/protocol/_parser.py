@@ -144,6 +144,23 @@ def _text(body: bytes | None) -> str:
     return "" if body is None else body.decode("utf-8", "replace")
 
 
+def _url_decoded(headers: Headers) -> Headers:
+    """Every value URL-decoded; in one pass over them all when no value hides a line break."""
+    pairs = list(headers.multi_items())
+    joined = "\n".join(value for _, value in pairs)
+    if "%" not in joined:
+        return headers
+    if not any(marker in joined for marker in _ENCODED_LINE_BREAKS):
+        # An escape is "%" and two hex digits: none can span the "\n" between two values.
+        values = url_decode(joined).split("\n")
+        if len(values) == len(pairs):
+            return Headers(zip([name for name, _ in pairs], values, strict=True))
+    return Headers((name, url_decode(value)) for name, value in pairs)
+
+
+_ENCODED_LINE_BREAKS = ("%0A", "%0a", "%0D", "%0d")
+
+
 def _classify(headers: Headers, body: bytes | None, lazy: bool = False) -> Message:
     content_type = headers.get("Content-Type")
     event_format = _EVENT_FORMATS.get(content_type or "")
@@ -155,7 +172,7 @@ def _classify(headers: Headers, body: bytes | None, lazy: bool = False) -> Messa
         if "Event-Name" in headers:
             # An outbound `connect` reply: the header block is the channel data,
             # URL-encoded like a plain event.
-            decoded = Headers((name, url_decode(value)) for name, value in headers.multi_items())
+            decoded = _url_decoded(headers)
             return CommandReply(decoded, Event(decoded))
         return CommandReply(headers)
     if content_type == "api/response":
