@@ -432,3 +432,32 @@ def test_xml_event_with_a_dtd_or_entities_is_refused(document: bytes) -> None:
     parser.receive_data(frame + document)
     with pytest.raises(RemoteProtocolError, match="DTD or entity"):
         parser.next_event()
+
+
+@pytest.mark.parametrize(
+    ("encoded", "decoded"),
+    [
+        ("caller%20one", "caller one"),
+        ("line%0Abreak", "line\nbreak"),
+        ("nul%00char", "nul\x00char"),  # an encoded NUL: decoded value by value
+        ("%C3", "\ufffd"),  # a partial UTF-8 sequence is replaced within its own value
+        ("100%25", "100%"),
+        ("%E2%82%AC%", "€%"),  # a lone "%" stays, as unquote leaves it
+        ("plain", "plain"),
+    ],
+)
+def test_connect_reply_channel_data_is_url_decoded_value_by_value(
+    encoded: str, decoded: str
+) -> None:
+    parser = ESLParser()
+    parser.receive_data(
+        b"Content-Type: command/reply\nReply-Text: %2BOK%0A\nEvent-Name: CHANNEL_DATA\n"
+        + f"Unique-ID: u1\nvariable_a: {encoded}\nvariable_b: x%3Ay\n\n".encode()
+    )
+    reply = parser.next_event()
+    assert isinstance(reply, CommandReply)
+    assert reply.event is not None
+    assert reply.event["variable_a"] == decoded
+    assert reply.event["variable_b"] == "x:y"
+    assert reply.event["Reply-Text"] == "+OK\n"
+    assert reply.event["Unique-ID"] == "u1"

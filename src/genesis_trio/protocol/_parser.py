@@ -145,20 +145,22 @@ def _text(body: bytes | None) -> str:
 
 
 def _url_decoded(headers: Headers) -> Headers:
-    """Every value URL-decoded; in one pass over them all when no value hides a line break."""
+    """Every value URL-decoded, in one pass over them all when a separator is safe."""
     pairs = list(headers.multi_items())
-    joined = "\n".join(value for _, value in pairs)
+    joined = _SEPARATOR.join(value for _, value in pairs)
     if "%" not in joined:
         return headers
-    if not any(marker in joined for marker in _ENCODED_LINE_BREAKS):
-        # An escape is "%" and two hex digits: none can span the "\n" between two values.
-        values = url_decode(joined).split("\n")
+    # Values are joined with NUL, which no value holds and no escape in them makes: the
+    # decoded text splits back exactly (an escape is "%" and two hex digits, and a partial
+    # UTF-8 sequence before a NUL is replaced just as at the end of its own value).
+    if _SEPARATOR not in joined and "%00" not in joined:
+        values = url_decode(joined).split(_SEPARATOR)
         if len(values) == len(pairs):
             return Headers(zip([name for name, _ in pairs], values, strict=True))
     return Headers((name, url_decode(value)) for name, value in pairs)
 
 
-_ENCODED_LINE_BREAKS = ("%0A", "%0a", "%0D", "%0d")
+_SEPARATOR = "\x00"
 
 
 def _classify(headers: Headers, body: bytes | None, lazy: bool = False) -> Message:
