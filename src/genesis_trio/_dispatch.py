@@ -139,6 +139,11 @@ class HandlerRegistration:
         self.closed = False
         self._on_close = on_close
 
+    @property
+    def buffered(self) -> int:
+        """Events waiting for the handler (the genesis.events.queue.depth gauge)."""
+        return len(self.queue)
+
     # The reader treats registrations like subscriptions.
     def deliver(self, event: Event) -> None:
         if self.closed or self.error is not None:

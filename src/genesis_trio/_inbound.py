@@ -175,7 +175,10 @@ class Inbound(ESLClient):
             self._lasting_pool = HandlerPool(task_group)
         try:
             with tracing.inbound_connect(
-                self.host, self.port, tracer_provider=self._tracer_provider
+                self.host,
+                self.port,
+                tracer_provider=self._tracer_provider,
+                meter_provider=self._meter_provider,
             ):
                 await self._connect(task_group)
         except BaseException as exc:
@@ -276,6 +279,16 @@ class Inbound(ESLClient):
         for name in intent.subscriptions:
             self._switch_subscriptions.setdefault(name, 0)
 
+    def _count_reconnect(self, error: BaseException | None) -> None:
+        """genesis.connections.reconnects (and .errors for a failed attempt)."""
+        meter_provider = self._meter_provider
+        if error is not None:
+            # As for the first connect (inbound_connect): an attempt that never got an
+            # authenticated connection failed to connect; it lost nothing.
+            failed = "connect_failed" if isinstance(error, ConnectionLost) else error
+            tracing.record_connection_error("inbound", failed, meter_provider=meter_provider)
+        tracing.record_reconnect("inbound", succeeded=error is None, meter_provider=meter_provider)
+
     async def _supervise(self, backoff: Backoff) -> None:
         """Wait for the connection to end; re-establish it, for as long as the client lives."""
         attempt = 0
@@ -319,9 +332,11 @@ class Inbound(ESLClient):
                         attempts,
                         exc,
                     )
+                    self._count_reconnect(exc)
                     continue
                 break
             self.reconnects += 1
+            self._count_reconnect(None)
             restored_at = anyio.current_time()
             logger.warning(
                 "reconnected to %s:%s after %.1f s (%d attempts)",

@@ -218,6 +218,7 @@ class Outbound:
                 )
         except (GenesisError, TimeoutError) as exc:
             logger.warning("outbound session setup failed: %s", exc)
+            tracing.record_connection_error("outbound", exc, meter_provider=self._meter_provider)
             return
         token = current_call_uuid.set(session.uuid if session.connected else None)
         try:
@@ -232,5 +233,8 @@ class Outbound:
             uuid = session.uuid if session.connected else "unknown"
             for failure in failures.exceptions:
                 logger.error("outbound handler failed for call %s", uuid, exc_info=failure)
+                tracing.record_connection_error(
+                    "outbound", failure, meter_provider=self._meter_provider
+                )
         finally:
             current_call_uuid.reset(token)

@@ -335,7 +335,7 @@ async def test_call_duration_and_q850_causes_are_recorded_per_hangup(
         assert set(labels) == {"direction", "hangup.cause"}
         assert labels["hangup.cause"] == "NORMAL_CLEARING"
     assert metrics.points("genesis.channel.hangup.causes.q850") == [
-        ({"hangup.cause.q850": "16"}, 4.0)
+        ({"hangup.cause.q850": "16", "hangup.cause": "NORMAL_CLEARING"}, 4.0)
     ]
     data = metrics.reader.get_metrics_data()
     assert data is not None

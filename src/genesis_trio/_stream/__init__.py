@@ -9,7 +9,14 @@ imports neither the clients nor tracing: an observer plugs in through
 
 from .._dispatch import EventHandler
 from ._connection import ESLConnection
-from ._observer import ConnectionObserver, SendCommand
+from ._observer import ConnectionDepths, ConnectionObserver, SendCommand
 from ._outbox import Reply
 
-__all__ = ["ConnectionObserver", "ESLConnection", "EventHandler", "Reply", "SendCommand"]
+__all__ = [
+    "ConnectionDepths",
+    "ConnectionObserver",
+    "ESLConnection",
+    "EventHandler",
+    "Reply",
+    "SendCommand",
+]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, Generic, TypeVarTuple
 
@@ -99,7 +100,7 @@ class ESLConnection(Generic[_Observer]):
         self._observer = observer
         if observer is not None:
             self._event_hooks.append(observer.event_received)
-            observer.connection_opened()
+            observer.connection_opened(self)
 
     @property
     def telemetry(self) -> _Observer | None:
@@ -115,6 +116,16 @@ class ESLConnection(Generic[_Observer]):
     @property
     def is_open(self) -> bool:
         return not self.closed.is_set()
+
+    @property
+    def commands_waiting(self) -> int:
+        """Commands written (or queued to be) whose reply has not come yet."""
+        return self._outbox.waiting
+
+    @property
+    def events_buffered(self) -> int:
+        """Events routed to subscriptions and handlers and not taken by them yet."""
+        return self._routes.buffered
 
     async def aclose(self, *, send_exit: bool = True, grace: float = 2.0) -> None:
         """Say goodbye (``exit``) if possible, then close the stream.
@@ -348,9 +359,13 @@ class ESLConnection(Generic[_Observer]):
 
     def _dispatch(self, message: object) -> None:
         if type(message) is Event:
+            observer = self._observer
+            started = time.perf_counter() if observer is not None else 0.0
             for hook in self._event_hooks:
                 hook(message)
             self._routes.route(message)
+            if observer is not None:
+                observer.event_routed(message, time.perf_counter() - started)
             return
         if type(message) is CommandReply or type(message) is ApiResponse:
             if not self._outbox.reply_arrived(message):
@@ -391,7 +406,7 @@ class ESLConnection(Generic[_Observer]):
         self.lost_reason = reason
         self.closed.set()
         if self._observer is not None:
-            self._observer.connection_closed()
+            self._observer.connection_closed(clean=clean)
         self._outbox.fail(reason)
         if self._handler_pool is not None:
             # Before the routes below: no handler starts on a closed connection.

@@ -14,10 +14,24 @@ from .._dispatch import EventHandler
 from ..protocol import Event
 from ._outbox import Reply
 
-__all__ = ["ConnectionObserver", "SendCommand"]
+__all__ = ["ConnectionDepths", "ConnectionObserver", "SendCommand"]
 
 #: What :meth:`ConnectionObserver.observe_command` wraps: ``send(data, label) -> reply``.
 SendCommand = Callable[[bytes, str], Awaitable[Reply]]
+
+
+class ConnectionDepths(Protocol):
+    """What an observer may read of a connection at any time (queue depth gauges)."""
+
+    @property
+    def commands_waiting(self) -> int:
+        """Commands written (or queued to be) whose reply has not come yet."""
+        ...
+
+    @property
+    def events_buffered(self) -> int:
+        """Events routed to subscriptions and handlers and not taken by them yet."""
+        ...
 
 
 class ConnectionObserver(Protocol):
@@ -27,11 +41,13 @@ class ConnectionObserver(Protocol):
     that closes it: they must not block, and a failure must stay inside them.
     """
 
-    def connection_opened(self) -> None:
-        """The connection was built around a stream (it has not started reading yet)."""
+    def connection_opened(self, depths: ConnectionDepths) -> None:
+        """The connection was built around a stream (it has not started reading yet);
+        ``depths`` reads its queues (keep it weakly: it is the connection)."""
 
-    def connection_closed(self) -> None:
-        """The connection ended (called once, however it ended)."""
+    def connection_closed(self, *, clean: bool) -> None:
+        """The connection ended (called once, however it ended); ``clean=False``: it was
+        lost (the peer closed it, a transport error), not closed by its owner."""
 
     async def observe_command(self, send: SendCommand, data: bytes, label: str) -> Reply:
         """Run ``send(data, label)`` for one command and return its reply.
@@ -42,6 +58,9 @@ class ConnectionObserver(Protocol):
 
     def event_received(self, event: Event) -> None:
         """Every event, before it is routed (the event may still be undecoded)."""
+
+    def event_routed(self, event: Event, seconds: float) -> None:
+        """The reader's time on ``event``: the hooks and routing (not the handlers)."""
 
     def wrap_handler(self, handler: EventHandler) -> EventHandler:
         """The handler to run in place of ``handler`` (to give it a context, say)."""

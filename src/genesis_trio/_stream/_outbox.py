@@ -75,6 +75,11 @@ class Outbox:
         # Set once, by fail(): from then on nothing more is written.
         self._lost: BaseException | None = None
 
+    @property
+    def waiting(self) -> int:
+        """Commands written (or queued to be) whose reply has not come yet."""
+        return len(self._pending)
+
     async def send(self, data: bytes, label: str) -> Reply:
         """Write one command and wait for the reply that answers it."""
         await check_not_cancelled()

@@ -31,6 +31,8 @@ class _Route(Protocol):
     def deliver(self, event: Event, /) -> None: ...
     def fail(self, error: BaseException, /) -> None: ...
     def end(self) -> None: ...
+    @property
+    def buffered(self) -> int: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -56,6 +58,19 @@ class Routes:
         self._log_subscribers: list[Subscription[LogData]] = []
         # Set once, by close(): a subscription opened afterwards fails at once.
         self._lost: BaseException | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Events routed to subscriptions and handlers and not taken by them yet."""
+        seen: set[int] = set()
+        total = 0
+        for table in (self._by_key, self._by_uuid):
+            for routes in table.values():
+                for route in routes:
+                    if id(route) not in seen:  # one route can be under several keys
+                        seen.add(id(route))
+                        total += route.buffered
+        return total
 
     # --- registering ------------------------------------------------------
     def subscribe(

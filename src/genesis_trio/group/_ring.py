@@ -212,7 +212,12 @@ async def _run_mode(
         share = left / len(remaining)
         if mode is RingMode.BALANCING:
             assert state.balancer is not None
-            destination = await state.balancer.least_loaded(remaining)
+            try:
+                destination = await state.balancer.least_loaded(remaining)
+            except Exception as exc:
+                tracing.record_balancer_pick(state.client.connection, state.balancer, exc)
+                raise
+            tracing.record_balancer_pick(state.client.connection, state.balancer)
         else:
             destination = remaining[0]
         remaining.remove(destination)

@@ -13,6 +13,7 @@ from uuid import uuid4
 import anyio
 import anyio.lowlevel
 from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider
 
 from .._exceptions import ChannelHangup, ConnectionLost
 from .._util import collapse_single_exception_group
@@ -60,9 +61,10 @@ class Queue:
         backend: QueueBackend | None = None,
         *,
         tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._backend: QueueBackend = InMemoryBackend() if backend is None else backend
-        self._telemetry = QueueTelemetry(tracer_provider)
+        self._telemetry = QueueTelemetry(tracer_provider, meter_provider)
 
     @property
     def backend(self) -> QueueBackend:
@@ -194,7 +196,10 @@ class Queue:
             slot = QueueSlot(queue_id, label, depth, anyio.current_time() - started)
             await anyio.lowlevel.cancel_shielded_checkpoint()
             async with backend.hold(queue_id, ticket):
-                yield slot
+                try:
+                    yield slot
+                finally:
+                    self._telemetry.released()
         finally:
             # Every exit path leaves the line, so a timed-out, cancelled or
             # crashed waiter never keeps a place or a slot. Shielded: this is

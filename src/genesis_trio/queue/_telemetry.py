@@ -8,6 +8,9 @@ from typing import Final, Literal
 
 import anyio
 from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider
+
+from ..tracing._metrics import Instruments, instruments_for
 
 __all__ = ["QueueTelemetry", "WaitSpan"]
 
@@ -55,11 +58,25 @@ class WaitSpan:
 class QueueTelemetry:
     """Gets its tracer on first use, so importing the queue costs nothing."""
 
-    __slots__ = ("_tracer", "_tracer_provider")
+    __slots__ = ("_meter_provider", "_tracer", "_tracer_provider")
 
-    def __init__(self, tracer_provider: trace.TracerProvider | None) -> None:
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
         self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
         self._tracer: trace.Tracer | None = None
+
+    def _instruments(self) -> Instruments | None:
+        # Cached per provider; asked per wait so a later SDK set-up is seen.
+        return instruments_for(self._meter_provider)
+
+    def released(self) -> None:
+        instruments = self._instruments()
+        if instruments is not None:
+            instruments.queue_operations.add(1, {"op": "release"})
 
     def _get_tracer(self) -> trace.Tracer:
         if self._tracer is None:
@@ -84,21 +101,41 @@ class QueueTelemetry:
             if timeout is not None:
                 span.set_attribute(ATTR_TIMEOUT, timeout)
         wait = WaitSpan(span)
+        instruments = self._instruments()
+        if instruments is not None:
+            instruments.queue_waiting.add(1)
+        started = anyio.current_time()
+        result: WaitResult = "error"
         # Outcomes are recorded here by hand: the SDK's automatic handling would
         # mark a cancellation as an error, and cancellation is not a failure.
-        with trace.use_span(
-            span, end_on_exit=True, record_exception=False, set_status_on_exception=False
-        ):
-            try:
-                yield wait
-            except timeout_error as exc:
-                wait._finish("timeout", exc)
-                raise
-            except anyio.get_cancelled_exc_class():
-                wait._finish("cancelled")
-                raise
-            except BaseException as exc:
-                wait._finish("error", exc)
-                raise
-            else:
-                wait._finish("acquired")
+        try:
+            with trace.use_span(
+                span, end_on_exit=True, record_exception=False, set_status_on_exception=False
+            ):
+                try:
+                    yield wait
+                except timeout_error as exc:
+                    result = "timeout"
+                    wait._finish(result, exc)
+                    raise
+                except anyio.get_cancelled_exc_class():
+                    result = "cancelled"
+                    wait._finish(result)
+                    raise
+                except BaseException as exc:
+                    wait._finish("error", exc)
+                    raise
+                else:
+                    result = "acquired"
+                    wait._finish(result)
+        finally:
+            if instruments is not None:
+                # No queue id label: ids are the app's and may be per call or per customer.
+                instruments.queue_waiting.add(-1)
+                instruments.queue_wait_duration.record(
+                    anyio.current_time() - started, {"result": result}
+                )
+                if result == "acquired":
+                    instruments.queue_operations.add(1, {"op": "acquire"})
+                elif result == "timeout":
+                    instruments.timeouts.add(1, {"operation": "queue.wait"})

@@ -65,6 +65,12 @@ parents a call's event spans on the current span (outbound sessions);
 ``telemetry.handler_context(event)`` is what handler workers run under, so a
 handler's own spans join the event's call trace.
 
+Metrics recorded outside a span: ``record_connection_error(kind, error)`` and
+``record_reconnect(kind, succeeded=)`` (``genesis.connections.errors`` /
+``.reconnects``, for reconnecting clients), ``record_balancer_pick(connection,
+backend, error=None)`` (``genesis.loadbalancer.*``). Each takes
+``meter_provider=`` (or the connection) like the helpers; no SDK, no work.
+
 Other tools: :func:`trace_variables` (W3C context of the current span as
 originate variables), :func:`format_span_tree` (finished spans as text), and
 ``names``: every span name, attribute key, event name and metric name as a constant.
@@ -74,6 +80,7 @@ from .._publish import publish
 from . import _names as names
 from ._connection import ConnectionTelemetry, env_enabled
 from ._correlation import CallTraces, trace_variables
+from ._metrics import record_balancer_pick, record_connection_error, record_reconnect
 from ._names import (
     ENV_CUSTOM,
     ENV_LIFECYCLE,
@@ -138,6 +145,9 @@ __all__ = [
     "names",
     "outbound_handle_connection",
     "queue_wait_and_acquire",
+    "record_balancer_pick",
+    "record_connection_error",
+    "record_reconnect",
     "ring_group_ring",
     "session_await_complete",
     "session_sendmsg",

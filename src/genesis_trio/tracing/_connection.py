@@ -29,13 +29,13 @@ from ..protocol import ApiResponse, CommandReply, Event
 from . import _names as n
 from ._attributes import event_attributes, span_attribute_limit
 from ._correlation import CallTraces
-from ._custom import CUSTOM_SUBCLASSES, CustomProcessor
+from ._custom import CUSTOM_SUBCLASSES, TRANSFER_SUBCLASSES, CustomProcessor, transfer_kind
 from ._lifecycle import LIFECYCLE_EVENTS, LifecycleProcessor
 from ._metrics import Instruments, instruments_for
 from ._providers import get_tracer, tracer_records
 
 if TYPE_CHECKING:
-    from .._stream import EventHandler, Reply, SendCommand
+    from .._stream import ConnectionDepths, EventHandler, Reply, SendCommand
 
 __all__ = ["ConnectionTelemetry", "env_enabled"]
 
@@ -77,6 +77,10 @@ class ConnectionTelemetry:
         self._custom = CustomProcessor(tracer) if custom and tracer is not None else None
         self._calls = CallTraces()
         self._open = False
+        self._depths: ConnectionDepths | None = None
+        # Only an authenticated connection can be "lost": before that a failure is the
+        # connect attempt's (counted once, by inbound_connect).
+        self._authenticated = False
         self._attribute_limit: int | None = None
         # Whether the last process_event span recorded (a guess for the next one).
         self._recording = True
@@ -110,15 +114,33 @@ class ConnectionTelemetry:
         )
 
     # --- the connection's observer (genesis_trio._stream.ConnectionObserver) -------------
-    def connection_opened(self) -> None:
+    def connection_opened(self, depths: ConnectionDepths) -> None:
         if self.instruments is not None and not self._open:
             self._open = True
+            self._authenticated = False  # a reconnecting client reuses its telemetry
+            self._depths = depths
             self.instruments.connections_active.add(1, {"type": self.kind})
+            self.instruments.connection_opened(depths, self.kind)
 
-    def connection_closed(self) -> None:
+    def connection_closed(self, *, clean: bool = True) -> None:
+        """The connection ended; ``clean=False``: it was lost, not closed by us."""
         if self.instruments is not None and self._open:
             self._open = False
             self.instruments.connections_active.add(-1, {"type": self.kind})
+            if self._depths is not None:
+                self.instruments.connection_closed(self._depths)
+                self._depths = None
+            # An outbound socket ends when FreeSWITCH is done with the call: that is normal.
+            if not clean and self.kind == "inbound" and self._authenticated:
+                self.instruments.connections_errors.add(
+                    1, {"type": self.kind, "error": "connection_lost"}
+                )
+
+    def event_routed(self, event: Event, seconds: float) -> None:
+        """How long the reader spent on ``event`` (hooks and routing)."""
+        if self.instruments is not None:
+            name = event.get("Event-Name") or "UNKNOWN"
+            self.instruments.event_processing_duration.record(seconds, {n.EVENT_NAME: name})
 
     def bind_call(self, call_uuid: str, context: Context | None = None) -> None:
         """Parent this call's event spans on ``context`` (default: the current one).
@@ -146,23 +168,46 @@ class ConnectionTelemetry:
         return parent if parent is not None else self._base
 
     def wrap_handler(self, handler: EventHandler) -> EventHandler:
-        """``handler`` running under :meth:`handler_context` of each event it gets."""
-        if self.tracer is None:
-            return handler
-        parent_of = self._handler_parent
-        attach, detach = otel_context.attach, otel_context.detach
+        """``handler`` running under :meth:`handler_context` of each event it gets,
+        counted and timed (``genesis.consumer.handlers``, ``.handler.duration``)."""
+        instruments = self.instruments
+        in_call: EventHandler = handler
+        if self.tracer is not None:
+            parent_of = self._handler_parent
+            attach, detach = otel_context.attach, otel_context.detach
 
-        # Per event: one parent lookup and one attach/detach pair, no context manager.
-        async def in_call_context(event: Event) -> None:
-            token = attach(parent_of(event))
+            # Per event: one parent lookup and one attach/detach pair, no context manager.
+            async def in_call_context(event: Event) -> None:
+                token = attach(parent_of(event))
+                try:
+                    result = handler(event)
+                    if isawaitable(result):
+                        await result
+                finally:
+                    detach(token)
+
+            in_call = in_call_context
+        if instruments is None:
+            return in_call
+
+        async def counted(event: Event) -> None:
+            started = time.perf_counter()
+            outcome = "error"
             try:
-                result = handler(event)
+                result = in_call(event)
                 if isawaitable(result):
                     await result
+                outcome = "ok"
+            except BaseException as exc:
+                if is_cancellation(exc):
+                    outcome = "cancelled"
+                raise
             finally:
-                detach(token)
+                labels = {n.EVENT_NAME: event.get("Event-Name") or "UNKNOWN", "result": outcome}
+                instruments.handlers.add(1, labels)
+                instruments.handler_duration.record(time.perf_counter() - started, labels)
 
-        return in_call_context
+        return counted
 
     # --- commands ---------------------------------------------------------------------
     async def observe_command(self, send: SendCommand, data: bytes, label: str) -> Reply:
@@ -203,8 +248,12 @@ class ConnectionTelemetry:
                 )
                 instruments.commands_errors.add(1, {"command": name, "error": error})
                 instruments.commands_duration.record(time.perf_counter() - started, labels)
+                if isinstance(exc, TimeoutError):  # the command's own timeout= expired
+                    instruments.timeouts.add(1, {"operation": "command"})
             raise
         failed = _reply_failed(reply)
+        if name in ("auth", "userauth") and not failed:
+            self._authenticated = True
         if span is not None:
             span.set_attribute(n.COMMAND_REPLY, _reply_text(reply))
             if failed:
@@ -241,6 +290,13 @@ class ConnectionTelemetry:
             if subclass is not None:
                 labels["event.subclass"] = subclass
             instruments.events_received.add(1, labels)
+            if name == "DTMF":
+                # The source, never the digit: digits over time spell PINs and card numbers.
+                source = headers.get("DTMF-Source") or "UNKNOWN"
+                instruments.dtmf_received.add(1, {"dtmf.source": source})
+            elif subclass is not None and subclass in TRANSFER_SUBCLASSES:
+                role, kind = transfer_kind(subclass, headers)
+                instruments.transfers.add(1, {n.TRANSFER_ROLE: role, n.TRANSFER_TYPE: kind})
         lifecycle = self._lifecycle if name in LIFECYCLE_EVENTS else None
         custom = (
             self._custom

@@ -54,15 +54,23 @@ def _profile(attributes: Attributes, headers: Headers) -> None:
     _first(attributes, n.SOFIA_PROFILE, headers, "profile-name", "variable_sofia_profile_name")
 
 
-def _transfer(
-    subclass: str, headers: Headers, attributes: Attributes
-) -> tuple[str, list[tuple[str, Attributes]]]:
+TRANSFER_SUBCLASSES: Final = frozenset({"sofia::transferor", "sofia::transferee"})
+
+
+def transfer_kind(subclass: str, headers: Headers) -> tuple[str, str]:
+    """``(role, type)`` of a sofia::transferor / ::transferee event."""
     role = subclass.split("::", 1)[1]
     # A REFER carrying Replaces= is an attended transfer; only the attended flow
     # produces a transferee event; anything else is a blind transfer.
     refer_to = headers.get("variable_sip_refer_to") or ""
     attended = role == "transferee" or "replaces=" in refer_to.lower()
-    kind = "attended" if attended else "blind"
+    return role, "attended" if attended else "blind"
+
+
+def _transfer(
+    subclass: str, headers: Headers, attributes: Attributes
+) -> tuple[str, list[tuple[str, Attributes]]]:
+    role, kind = transfer_kind(subclass, headers)
     attributes[n.TRANSFER_ROLE] = role
     attributes[n.TRANSFER_TYPE] = kind
     _profile(attributes, headers)

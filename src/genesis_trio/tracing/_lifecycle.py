@@ -146,6 +146,14 @@ class LifecycleProcessor:
         attributes[n.ANSWER_STATE] = headers.get("Answer-State") or "answered"
         self._codec_names(headers, attributes)
         self._span(n.FS_CHANNEL_ANSWER, attributes, parent)
+        instruments = self._instruments
+        if instruments is not None:
+            ring = _seconds_between(
+                headers, "Caller-Channel-Created-Time", "Caller-Channel-Answered-Time"
+            )
+            if ring is not None:
+                direction = headers.get("Call-Direction") or "unknown"
+                instruments.call_ring_duration.record(ring, {"direction": direction})
 
     def _bridge(self, headers: Headers, attributes: Attributes, parent: Context | None) -> None:
         copy(attributes, n.BRIDGE_A_UUID, headers, "Bridge-A-Unique-ID")
@@ -171,6 +179,7 @@ class LifecycleProcessor:
             n.BRIDGE_B_UUID: attributes.get(n.BRIDGE_B_UUID, "unknown"),
         }
         self._span(n.FS_CHANNEL_BRIDGE, attributes, parent, ((n.EVENT_BRIDGE_ESTABLISHED, legs),))
+        self._count("bridge_events", 1, {"bridge.result": "established"})
 
     def _unbridge(self, headers: Headers, attributes: Attributes, parent: Context | None) -> None:
         copy(attributes, n.BRIDGE_A_UUID, headers, "Bridge-A-Unique-ID")
@@ -183,6 +192,11 @@ class LifecycleProcessor:
             n.BRIDGE_B_UUID: attributes.get(n.BRIDGE_B_UUID, "unknown"),
         }
         self._span(n.FS_CHANNEL_UNBRIDGE, attributes, parent, ((n.EVENT_BRIDGE_TORN_DOWN, legs),))
+        labels = {"bridge.result": "unbridged"}
+        cause = headers.get("Hangup-Cause")
+        if cause:
+            labels[n.HANGUP_CAUSE] = cause
+        self._count("bridge_events", 1, labels)
 
     def _hangup(self, headers: Headers, attributes: Attributes, parent: Context | None) -> None:
         cause = _hangup_cause(headers, attributes)
@@ -212,7 +226,9 @@ class LifecycleProcessor:
             q850 = headers.get("variable_hangup_cause_q850") or ""
             # A closed set of small numbers (Q.850 causes are 1..127); anything else is "unknown".
             code = q850 if q850.isdigit() and int(q850) < 128 else "unknown"
-            instruments.hangup_causes_q850.add(1, {"hangup.cause.q850": code})
+            instruments.hangup_causes_q850.add(
+                1, {"hangup.cause.q850": code, n.HANGUP_CAUSE: cause}
+            )
         self._span(
             n.FS_CHANNEL_HANGUP_COMPLETE,
             attributes,
@@ -267,6 +283,15 @@ class LifecycleProcessor:
             _copy_int(attributes, prefix + "rate", headers, f"Channel-{side}-Codec-Rate")
             _copy_int(attributes, prefix + "bit_rate", headers, f"Channel-{side}-Codec-Bit-Rate")
         self._span(n.FS_CHANNEL_CODEC, attributes, parent)
+        self._count(
+            "codec_changes",
+            1,
+            {
+                # Genesis's label keys (the span attributes say .name): dashboards carry over.
+                "channel.read_codec": headers.get("Channel-Read-Codec-Name") or "unknown",
+                "channel.write_codec": headers.get("Channel-Write-Codec-Name") or "unknown",
+            },
+        )
 
     def _call_update(
         self, headers: Headers, attributes: Attributes, parent: Context | None
@@ -322,8 +347,13 @@ def _copy_int(attributes: Attributes, key: str, headers: Headers, header: str) -
 
 def _call_duration(headers: Headers) -> float | None:
     """Seconds from channel creation to hangup, from FreeSWITCH's microsecond stamps."""
-    created = headers.get("Caller-Channel-Created-Time")
-    ended = headers.get("Caller-Channel-Hangup-Time")
+    return _seconds_between(headers, "Caller-Channel-Created-Time", "Caller-Channel-Hangup-Time")
+
+
+def _seconds_between(headers: Headers, first: str, second: str) -> float | None:
+    """Seconds between two of FreeSWITCH's microsecond stamps (0 means "never")."""
+    created = headers.get(first)
+    ended = headers.get(second)
     if not (created and ended and created.isdigit() and ended.isdigit()):
         return None
     start, end = int(created), int(ended)

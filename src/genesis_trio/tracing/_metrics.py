@@ -9,20 +9,55 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Final
 
 from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 
+from .._exceptions import AuthenticationError, ConnectionLost, ConnectTimeout
 from . import _names as n
 from ._providers import get_meter, meter_records
 
-__all__ = ["Instruments", "instruments_for"]
+__all__ = [
+    "Instruments",
+    "connection_error_label",
+    "instruments_for",
+    "instruments_of",
+    "record_balancer_pick",
+    "record_connection_error",
+    "record_reconnect",
+]
 
 # Bucket boundaries in seconds. The SDK's default boundaries (0, 5, 10, 25 ... 10000) suit
 # milliseconds; every duration here is in seconds.
 COMMAND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 OPERATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 CALL_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
+# Ringing: a phone rings for seconds, rarely past two minutes (ring groups, originate, answer).
+RING_BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)
+# Waiting in a call queue: from no wait at all to an hour on hold.
+QUEUE_BUCKETS = (0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+# One event through the reader (hooks and routing, not the handlers): microseconds.
+EVENT_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.1)
+# One handler call: from a counter bump to a slow database write.
+HANDLER_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 
 
 class Instruments:
@@ -97,6 +132,149 @@ class Instruments:
             description="Ring group attempts by mode and result",
         )
 
+        self.dtmf_received = meter.create_counter(
+            n.METRIC_DTMF_RECEIVED,
+            unit="{digit}",
+            description="DTMF events received, by source (RTP, INBAND_AUDIO, ENDPOINT, APP); "
+            "never by digit",
+        )
+        self.bridge_events = meter.create_counter(
+            n.METRIC_BRIDGE_EVENTS,
+            unit="{event}",
+            description="CHANNEL_BRIDGE (established) and CHANNEL_UNBRIDGE (unbridged) events",
+        )
+        self.transfers = meter.create_counter(
+            n.METRIC_TRANSFERS,
+            unit="{transfer}",
+            description="Transfers seen in sofia::transferor / sofia::transferee events",
+        )
+        self.codec_changes = meter.create_counter(
+            n.METRIC_CODEC_CHANGES, unit="{event}", description="CODEC events by codec names"
+        )
+        self.call_ring_duration = meter.create_histogram(
+            n.METRIC_CALL_RING_DURATION,
+            unit="s",
+            description="Time from channel creation to answer (from CHANNEL_ANSWER)",
+            explicit_bucket_boundaries_advisory=RING_BUCKETS,
+        )
+        self.timeouts = meter.create_counter(
+            n.METRIC_TIMEOUTS,
+            unit="{timeout}",
+            description="Operations that ended because their own deadline expired",
+        )
+        self.connections_errors = meter.create_counter(
+            n.METRIC_CONNECTIONS_ERRORS,
+            unit="{error}",
+            description="Failed connection attempts and connections lost unexpectedly",
+        )
+        self.connections_reconnects = meter.create_counter(
+            n.METRIC_CONNECTIONS_RECONNECTS,
+            unit="{attempt}",
+            description="Reconnection attempts by result",
+        )
+        self.event_processing_duration = meter.create_histogram(
+            n.METRIC_EVENT_PROCESSING_DURATION,
+            unit="s",
+            description="Time the reader spends on one event (telemetry, routing to "
+            "subscriptions and handler queues; not the handlers themselves)",
+            explicit_bucket_boundaries_advisory=EVENT_BUCKETS,
+        )
+        self.handlers = meter.create_counter(
+            n.METRIC_HANDLERS,
+            unit="{call}",
+            description="Event handler calls by event name and result",
+        )
+        self.handler_duration = meter.create_histogram(
+            n.METRIC_HANDLER_DURATION,
+            unit="s",
+            description="Duration of event handler calls",
+            explicit_bucket_boundaries_advisory=HANDLER_BUCKETS,
+        )
+        self.session_commands = meter.create_counter(
+            n.METRIC_SESSION_COMMANDS,
+            unit="{command}",
+            description="sendmsg execute commands by application and result",
+        )
+        self.session_command_duration = meter.create_histogram(
+            n.METRIC_SESSION_COMMAND_DURATION,
+            unit="s",
+            description="Duration of sendmsg commands (to completion when blocking)",
+            explicit_bucket_boundaries_advisory=OPERATION_BUCKETS,
+        )
+        self.ring_group_duration = meter.create_histogram(
+            n.METRIC_RING_GROUP_DURATION,
+            unit="s",
+            description="Ring time of ring groups, from the first leg dialled to the result",
+            explicit_bucket_boundaries_advisory=RING_BUCKETS,
+        )
+        self.loadbalancer_selections = meter.create_counter(
+            n.METRIC_LOADBALANCER_SELECTIONS,
+            unit="{selection}",
+            description="Destinations picked by a load balancer (selected / fallback)",
+        )
+        self.loadbalancer_errors = meter.create_counter(
+            n.METRIC_LOADBALANCER_ERRORS,
+            unit="{error}",
+            description="Load balancer failures by backend and error type",
+        )
+        self.queue_operations = meter.create_counter(
+            n.METRIC_QUEUE_OPERATIONS,
+            unit="{operation}",
+            description="Queue slots acquired and released",
+        )
+        self.queue_wait_duration = meter.create_histogram(
+            n.METRIC_QUEUE_WAIT_DURATION,
+            unit="s",
+            description="Time waiting in line for a queue slot, by result",
+            explicit_bucket_boundaries_advisory=QUEUE_BUCKETS,
+        )
+        self.queue_waiting = meter.create_up_down_counter(
+            n.METRIC_QUEUE_WAITING,
+            unit="{waiter}",
+            description="Callers waiting in line for a queue slot (in this process)",
+        )
+        # The two depth gauges read the open connections when a reader collects: nothing
+        # is done per command or per event. Keyed weakly so a connection never stays alive
+        # for a gauge.
+        self._connections: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._kinds_seen: set[str] = set()
+        meter.create_observable_gauge(
+            n.METRIC_COMMANDS_QUEUE_DEPTH,
+            callbacks=[self._observe_commands_depth],
+            unit="{command}",
+            description="Commands written and waiting for their reply, summed over connections",
+        )
+        meter.create_observable_gauge(
+            n.METRIC_EVENTS_QUEUE_DEPTH,
+            callbacks=[self._observe_events_depth],
+            unit="{event}",
+            description="Events routed to subscriptions and handlers and not consumed yet, "
+            "summed over connections",
+        )
+
+    # --- the depth gauges ------------------------------------------------------------
+    def connection_opened(self, connection: Any, kind: str) -> None:
+        self._connections[connection] = kind
+        self._kinds_seen.add(kind)
+
+    def connection_closed(self, connection: Any) -> None:
+        self._connections.pop(connection, None)
+
+    def _per_kind(self, measure: Any) -> Iterable[Observation]:
+        totals = dict.fromkeys(self._kinds_seen, 0)
+        for connection, kind in list(self._connections.items()):
+            try:
+                totals[kind] += measure(connection)
+            except Exception:  # a gauge must never break a scrape
+                continue
+        return [Observation(value, {"type": kind}) for kind, value in totals.items()]
+
+    def _observe_commands_depth(self, options: CallbackOptions) -> Iterable[Observation]:
+        return self._per_kind(lambda connection: connection.commands_waiting)
+
+    def _observe_events_depth(self, options: CallbackOptions) -> Iterable[Observation]:
+        return self._per_kind(lambda connection: connection.events_buffered)
+
 
 # Per provider: its instruments, or _SILENT when its meters record nothing. The "nothing
 # records" answer is cached too: the API's proxy provider keeps every meter it hands out
@@ -121,3 +299,89 @@ def instruments_for(provider: metrics.MeterProvider | None = None) -> Instrument
     with contextlib.suppress(TypeError):  # a provider that cannot be weakly referenced
         _by_provider[resolved] = _SILENT if created is None else created
     return created
+
+
+_CONNECTION_ERRORS: Final = (
+    (ConnectTimeout, "timeout"),
+    (AuthenticationError, "authentication_failed"),
+    (ConnectionLost, "connection_lost"),
+    (TimeoutError, "timeout"),
+    (ConnectionRefusedError, "refused"),
+)
+
+
+def connection_error_label(error: BaseException | str) -> str:
+    """A small closed set for the ``error`` label: never a message (it can hold addresses)."""
+    if isinstance(error, str):
+        return error
+    for kind, label in _CONNECTION_ERRORS:
+        if isinstance(error, kind):
+            return label
+    return type(error).__name__
+
+
+def record_connection_error(
+    kind: str,
+    error: BaseException | str,
+    *,
+    meter_provider: metrics.MeterProvider | None = None,
+) -> None:
+    """Count a failed connection attempt or a lost connection in ``genesis.connections.errors``.
+
+    ``kind`` is the connection type (``inbound``, ``outbound``); ``error`` an exception
+    (mapped to ``timeout``, ``authentication_failed``, ``connection_lost``, ``refused`` or
+    its type name) or a label. Nothing happens when no SDK records.
+    """
+    instruments = instruments_for(meter_provider)
+    if instruments is not None:
+        instruments.connections_errors.add(
+            1, {"type": kind, "error": connection_error_label(error)}
+        )
+
+
+def record_reconnect(
+    kind: str,
+    *,
+    succeeded: bool,
+    meter_provider: metrics.MeterProvider | None = None,
+) -> None:
+    """Count one reconnection attempt in ``genesis.connections.reconnects`` (``result``:
+    ``success`` / ``failure``). For reconnecting clients: call it after each attempt."""
+    instruments = instruments_for(meter_provider)
+    if instruments is not None:
+        instruments.connections_reconnects.add(
+            1, {"type": kind, "result": "success" if succeeded else "failure"}
+        )
+
+
+def instruments_of(
+    connection: Any, meter_provider: metrics.MeterProvider | None = None
+) -> Instruments | None:
+    """The instruments a connection records into (its telemetry's), else the provider's."""
+    telemetry = getattr(connection, "telemetry", None) if connection is not None else None
+    if telemetry is not None:
+        instruments: Instruments | None = telemetry.instruments
+        return instruments
+    return instruments_for(meter_provider)
+
+
+def record_balancer_pick(
+    connection: Any, backend: object, error: BaseException | None = None
+) -> None:
+    """A load balancer picked a destination (or failed to): ``genesis.loadbalancer.*``.
+
+    Labels: the backend's class name and the result (or the error's type), never the
+    destination picked.
+    """
+    instruments = instruments_of(connection)
+    if instruments is None:
+        return
+    name = type(backend).__name__
+    if error is None:
+        instruments.loadbalancer_selections.add(
+            1, {"loadbalancer.backend": name, "loadbalancer.result": "selected"}
+        )
+    else:
+        instruments.loadbalancer_errors.add(
+            1, {"loadbalancer.backend": name, "error": type(error).__name__}
+        )

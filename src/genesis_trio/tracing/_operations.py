@@ -17,7 +17,16 @@ from . import _names as n
 from ._connection import ConnectionTelemetry
 from ._metrics import Instruments, instruments_for
 from ._providers import get_tracer
-from ._spans import DtmfSpan, OperationSpan, RingGroupSpan, SuccessSpan, WaitSpan
+from ._spans import (
+    ConnectSpan,
+    DtmfSpan,
+    OperationSpan,
+    OutboundConnectionSpan,
+    RingGroupSpan,
+    SendmsgSpan,
+    SuccessSpan,
+    WaitSpan,
+)
 
 if TYPE_CHECKING:
     from .._stream import ESLConnection
@@ -284,9 +293,10 @@ def session_sendmsg(
     block: bool,
     connection: ESLConnection | None = None,
     tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> OperationSpan:
     """``session.sendmsg``; open :func:`session_await_complete` inside it when blocking."""
-    return OperationSpan(
+    return SendmsgSpan(
         n.SESSION_SENDMSG,
         {
             n.CHANNEL_UUID: channel_uuid,
@@ -294,7 +304,7 @@ def session_sendmsg(
             n.APPLICATION_UUID: application_uuid,
             n.APPLICATION_BLOCK: block,
         },
-        tracer=_resolve(connection, tracer_provider, None)["tracer"],
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -304,12 +314,14 @@ def session_await_complete(
     *,
     connection: ESLConnection | None = None,
     tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> WaitSpan:
-    """``session.await_complete`` (also carries ``wait.result``)."""
+    """``session.await_complete`` (also carries ``wait.result``; a timeout counts in
+    ``genesis.timeouts``)."""
     return WaitSpan(
         n.SESSION_AWAIT_COMPLETE,
         {n.CHANNEL_UUID: channel_uuid, n.APPLICATION_UUID: application_uuid},
-        tracer=_resolve(connection, tracer_provider, None)["tracer"],
+        **_resolve(connection, tracer_provider, meter_provider),
     )
 
 
@@ -349,13 +361,18 @@ def queue_wait_and_acquire(
 
 
 def inbound_connect(
-    host: str, port: int, *, tracer_provider: trace.TracerProvider | None = None
+    host: str,
+    port: int,
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> OperationSpan:
-    """``inbound_connect``: the peer is the FreeSWITCH we dial."""
-    return OperationSpan(
+    """``inbound_connect``: the peer is the FreeSWITCH we dial. A failure counts in
+    ``genesis.connections.errors{type="inbound"}``."""
+    return ConnectSpan(
         n.INBOUND_CONNECT,
         {n.NET_PEER_NAME: host, n.NET_PEER_PORT: port},
-        tracer=get_tracer(tracer_provider),
+        **_resolve(None, tracer_provider, meter_provider),
     )
 
 
@@ -368,9 +385,10 @@ def outbound_handle_connection(
 ) -> OperationSpan:
     """``outbound_handle_connection``: the peer is FreeSWITCH's side of the accepted
     socket (``stream.extra(anyio.abc.SocketAttribute.remote_address)``), not our
-    listening address."""
-    return OperationSpan(
+    listening address. A call that fails counts in
+    ``genesis.connections.errors{type="outbound"}``."""
+    return OutboundConnectionSpan(
         n.OUTBOUND_HANDLE_CONNECTION,
         {n.NET_PEER_NAME: peer_host, n.NET_PEER_PORT: peer_port},
-        tracer=_resolve(connection, tracer_provider, None)["tracer"],
+        **_resolve(connection, tracer_provider, None),
     )

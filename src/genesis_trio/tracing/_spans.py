@@ -19,10 +19,10 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from .._outcome import is_cancellation
+from .._outcome import _leaves, is_cancellation
 from . import _names as n
 from ._correlation import trace_variables
-from ._metrics import Instruments
+from ._metrics import Instruments, connection_error_label
 from ._outcomes import (
     RingGroupResult,
     WaitResult,
@@ -31,7 +31,16 @@ from ._outcomes import (
     error_text,
 )
 
-__all__ = ["DtmfSpan", "OperationSpan", "RingGroupSpan", "SuccessSpan", "WaitSpan"]
+__all__ = [
+    "ConnectSpan",
+    "DtmfSpan",
+    "OperationSpan",
+    "OutboundConnectionSpan",
+    "RingGroupSpan",
+    "SendmsgSpan",
+    "SuccessSpan",
+    "WaitSpan",
+]
 
 
 class OperationSpan:
@@ -134,14 +143,24 @@ class OperationSpan:
     def _result_label(self, exc: BaseException | None) -> str:
         if exc is None:
             return "success"
-        return "cancelled" if is_cancellation(exc) else "error"
+        if is_cancellation(exc):
+            return "cancelled"
+        if all(isinstance(leaf, TimeoutError) for leaf in _leaves(exc)):
+            return "timeout"  # the operation's own timeout= (OperationTimeout)
+        return "error"
 
     def _record_metrics(self, exc: BaseException | None) -> None:
-        if self._instruments is None or self.operation is None:
+        instruments = self._instruments
+        if instruments is None:
             return
-        labels = {"operation": self.operation, "result": self._result_label(exc)}
-        self._instruments.channel_operations.add(1, labels)
-        self._instruments.channel_operation_duration.record(self.elapsed, labels)
+        result = self._result_label(exc)
+        if result == WaitResult.TIMEOUT:
+            instruments.timeouts.add(1, {"operation": self.operation or self.name})
+        if self.operation is None:
+            return
+        labels = {"operation": self.operation, "result": result}
+        instruments.channel_operations.add(1, labels)
+        instruments.channel_operation_duration.record(self.elapsed, labels)
 
 
 def _now() -> float:
@@ -245,8 +264,49 @@ class RingGroupSpan(OperationSpan):
         if self._instruments is None:
             return
         mode = self._initial.get(n.RING_GROUP_MODE)
-        result = self._outcome(exc)
-        self._instruments.ring_group_results.add(1, {"mode": str(mode), "result": result.value})
+        labels = {"mode": str(mode), "result": self._outcome(exc).value}
+        self._instruments.ring_group_results.add(1, labels)
+        self._instruments.ring_group_duration.record(self.elapsed, labels)
+
+
+class SendmsgSpan(OperationSpan):
+    """``session.sendmsg``: counted per application in ``genesis.session.commands``."""
+
+    def _record_metrics(self, exc: BaseException | None) -> None:
+        instruments = self._instruments
+        if instruments is None:
+            return
+        application = self._initial.get(n.APPLICATION_NAME)
+        labels = {n.APPLICATION_NAME: str(application), "result": self._result_label(exc)}
+        instruments.session_commands.add(1, labels)
+        instruments.session_command_duration.record(self.elapsed, labels)
+
+
+class OutboundConnectionSpan(OperationSpan):
+    """``outbound_handle_connection``: a call that failed is a connection error."""
+
+    def _record_metrics(self, exc: BaseException | None) -> None:
+        instruments = self._instruments
+        if instruments is None or exc is None or is_cancellation(exc):
+            return
+        failed = {type(leaf).__name__ for leaf in _leaves(exc) if not is_cancellation(leaf)}
+        error = failed.pop() if len(failed) == 1 else "multiple"
+        instruments.connections_errors.add(1, {"type": "outbound", "error": error})
+
+
+class ConnectSpan(OperationSpan):
+    """``inbound_connect``: a failed attempt counts in ``genesis.connections.errors``."""
+
+    def _record_metrics(self, exc: BaseException | None) -> None:
+        instruments = self._instruments
+        if instruments is None or exc is None or is_cancellation(exc):
+            return
+        error = connection_error_label(exc)
+        if error == "connection_lost":  # never connected: refused, or closed before auth
+            error = "connect_failed"
+        instruments.connections_errors.add(1, {"type": "inbound", "error": error})
+        if error == "timeout":
+            instruments.timeouts.add(1, {"operation": "connect"})
 
 
 class DtmfSpan(OperationSpan):
