@@ -10,7 +10,9 @@ import pytest
 import trio
 
 from cli_process import OUTBOUND_LISTENING, cli_process, free_port, listening_address
-from genesis_trio.testing import FakeFreeSWITCH
+from genesis_trio import Channel, Inbound, OriginateError
+from genesis_trio.testing import Destination, FakeFreeSWITCH
+from ops_scrape import label_keys, label_values, scrape, total
 
 pytestmark = pytest.mark.trio
 
@@ -155,3 +157,64 @@ async def test_esl_reconnect_turns_reconnecting_on_for_an_app_without_it(tmp_pat
             assert fake.commands_received[-1] == "event plain HEARTBEAT CHANNEL_ANSWER"
             cli.signal(signal.SIGTERM)
             assert await cli.wait() == 0
+
+
+CONSUMER_METRICS_APP = """\
+from genesis_trio import Consumer, Event
+
+app = Consumer()
+
+@app.handle("CHANNEL_CREATE")
+@app.handle("CHANNEL_HANGUP")
+@app.handle("CHANNEL_HANGUP_COMPLETE")
+@app.handle("CHANNEL_DESTROY")
+@app.handle("DTMF")
+async def seen(event: Event) -> None:
+    pass
+"""
+
+
+async def test_consumer_metrics_after_known_calls(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(CONSUMER_METRICS_APP)
+    ops_port = free_port()
+    async with (
+        FakeFreeSWITCH().running() as fake,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}") as http,
+    ):
+        fake.add_destination("user/1000", Destination(answer_after=0))
+        fake.add_destination("user/1001", Destination(reject_cause="USER_BUSY"))
+        env = {"ESL_PORT": str(fake.port), "ESL_OPS_PORT": str(ops_port)}
+        app = str(tmp_path / "app.py")
+        async with cli_process("--log-level", "info", "consumer", app, env=env) as cli:
+            await cli.wait_for_line("ops endpoints on")
+            await heartbeat_until_ready(fake, http)
+            async with Inbound(fake.host, fake.port) as caller:
+                channel = await Channel.create(caller, "user/1000")
+                fake.send_dtmf(channel.uuid, "42")
+                await channel.hangup()
+                with pytest.raises(OriginateError):
+                    await Channel.create(caller, "user/1001")
+            # The consumer is another process: its scrape is polled until both calls are over.
+            with trio.fail_after(60):
+                while True:
+                    samples = await scrape(http)
+                    ended = total(samples, "genesis_consumer_handlers_total", result="ok")
+                    # Two calls: two of each channel event, and two digits.
+                    if ended >= 10 and not total(samples, "genesis_calls_active"):
+                        break
+                    await trio.sleep(0.05)
+            cli.signal(signal.SIGTERM)
+            assert await cli.wait() == 0
+    assert (
+        total(samples, "genesis_channel_hangup_causes_total", hangup_cause="NORMAL_CLEARING") == 1
+    )
+    assert total(samples, "genesis_channel_hangup_causes_total", hangup_cause="USER_BUSY") == 1
+    assert label_keys(samples, "genesis_channel_hangup_causes_total") == {"hangup_cause"}
+    assert total(samples, "genesis_channel_hangup_causes_q850_total", hangup_cause_q850="17") == 1
+    assert total(samples, "genesis_call_duration_seconds_count", direction="outbound") == 2
+    assert total(samples, "genesis_channel_dtmf_received_total") == 2
+    assert label_keys(samples, "genesis_channel_dtmf_received_total") == {"dtmf_source"}
+    for event in ("CHANNEL_CREATE", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DTMF"):
+        assert total(samples, "genesis_consumer_handlers_total", event_name=event) == 2
+    assert total(samples, "genesis_connections_active", type="inbound") == 1
+    assert not [v for v in label_values(samples) if "user/" in v or v in {"4", "42"}]
