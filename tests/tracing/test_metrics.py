@@ -386,3 +386,26 @@ async def test_outbound_calls_count_connections_and_failed_calls(
         ]
         == 2
     )
+
+
+async def test_a_reconnecting_inbound_counts_the_loss_and_the_reconnect(
+    metrics: Metrics, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with FakeFreeSWITCH().running() as fake:
+        async with Inbound(
+            fake.host, fake.port, meter_provider=metrics.provider, reconnect=True
+        ) as client:
+            first = client.connection
+            await fake.drop_connections()
+            with trio.fail_after(60):
+                await first.closed.wait()
+                await client.wait_ready()
+            await client.api("status")
+        assert by_labels(metrics, "genesis.connections.errors") == {
+            (("error", "connection_lost"), ("type", "inbound")): 1.0
+        }
+        assert by_labels(metrics, "genesis.connections.reconnects") == {
+            (("result", "success"), ("type", "inbound")): 1.0
+        }
+        # Both connections were counted open, then closed.
+        assert by_labels(metrics, "genesis.connections.active") == {(("type", "inbound"),): 0.0}
