@@ -23,6 +23,11 @@ class Seen:
         changed, self._changed = self._changed, trio.Event()
         changed.set()
 
+    async def handle(self, event: Event) -> None:
+        """``add`` as a handler: async, so it runs on the loop (a plain ``def`` handler
+        runs in a worker thread, where setting a trio.Event is not allowed)."""
+        self.add(event)
+
     async def wait_for(self, predicate: Callable[[Event], bool]) -> Event:
         while True:
             for event in self.events:

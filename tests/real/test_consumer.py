@@ -54,8 +54,8 @@ async def test_handle_and_filtrate_on_real_calls(
     # Sequential handlers see their events in the switch's order.
     app = consumer_for(freeswitch, event_format=event_format, concurrent=False)
     answers, hangups, normal = Seen(), Seen(), Seen()
-    app.handle("CHANNEL_ANSWER")(answers.add)
-    app.handle("CHANNEL_HANGUP_COMPLETE")(hangups.add)
+    app.handle("CHANNEL_ANSWER")(answers.handle)
+    app.handle("CHANNEL_HANGUP_COMPLETE")(hangups.handle)
 
     @app.handle("CHANNEL_HANGUP_COMPLETE")
     @filtrate("Hangup-Cause", "NORMAL_CLEARING")
@@ -106,7 +106,7 @@ async def test_exact_filters_are_applied_by_the_switch(freeswitch: RealSwitch) -
 async def test_conference_maintenance_from_a_real_conference(freeswitch: RealSwitch) -> None:
     app = consumer_for(freeswitch)
     seen = Seen()
-    app.handle("conference::maintenance")(seen.add)
+    app.handle("conference::maintenance")(seen.handle)
     async with serving(app), freeswitch.inbound() as control:
         with trio.fail_after(DEADLINE):
             async with parked_call(control, "9008") as a_leg:
@@ -130,7 +130,7 @@ async def test_conference_maintenance_from_a_real_conference(freeswitch: RealSwi
 async def test_valet_parking_info_from_a_real_lot(freeswitch: RealSwitch) -> None:
     app = consumer_for(freeswitch, event_format="json")
     seen = Seen()
-    app.handle("valet_parking::info")(seen.add)
+    app.handle("valet_parking::info")(seen.handle)
     async with serving(app), freeswitch.inbound() as control:
         with trio.fail_after(DEADLINE):
             async with parked_call(control, "9009") as a_leg:

@@ -38,7 +38,7 @@ async def observed(switch: RealSwitch, *names: str) -> AsyncIterator[Seen]:
     seen = Seen()
     async with switch.inbound() as observer:
         for name in names:
-            observer.on(name, seen.add)
+            observer.on(name, seen.handle)
         await observer.events(*names)
         yield seen
 
