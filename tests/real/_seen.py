@@ -18,7 +18,9 @@ class Seen:
         self.events: list[Event] = []
         self._changed = trio.Event()
 
-    def add(self, event: Event) -> None:
+    async def add(self, event: Event) -> None:
+        # A coroutine on purpose: a plain ``def`` handler runs in a worker thread,
+        # where setting a trio.Event is not allowed.
         self.events.append(event)
         changed, self._changed = self._changed, trio.Event()
         changed.set()
