@@ -18,9 +18,7 @@ class Seen:
         self.events: list[Event] = []
         self._changed = trio.Event()
 
-    async def add(self, event: Event) -> None:
-        # A coroutine on purpose: a plain ``def`` handler runs in a worker thread,
-        # where setting a trio.Event is not allowed.
+    def add(self, event: Event) -> None:
         self.events.append(event)
         changed, self._changed = self._changed, trio.Event()
         changed.set()
