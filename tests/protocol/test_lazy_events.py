@@ -55,6 +55,9 @@ def test_every_lookup_matches_the_full_decode(capture: str) -> None:
         for name in [*full.headers, *PROBES]:
             assert lazy.get(name) == full.get(name), name
             assert (name in lazy) == (name in full)
+        # A second reading (remembered from the first) agrees too, absent ones included.
+        for name in [*full.headers, *PROBES]:
+            assert lazy.get(name, "-") == full.get(name, "-"), name
         assert lazy.name == full.name
         assert lazy.unique_id == full.unique_id
         # Then the whole event, decoded on demand.

@@ -8,7 +8,7 @@ from typing import TypeVar, overload
 
 from ._events import EventFormat, decode_event_parts, encode_event_parts
 from ._headers import Headers, header_int
-from ._lookup import UNSURE, lookup_json, lookup_plain
+from ._lookup import lookup_json, lookup_plain
 
 _T = TypeVar("_T")
 
@@ -43,13 +43,16 @@ class Event(Mapping[str, str]):
     point rather than when it was received.
     """
 
-    __slots__ = ("_body", "_format", "_head_end", "_headers", "_raw")
+    __slots__ = ("_body", "_format", "_head_end", "_headers", "_looked_up", "_raw")
 
     _headers: Headers | None
     _body: str | None
     _raw: bytes | None
     _format: EventFormat | None
     _head_end: int
+    # Headers already read from the undecoded bytes (routing, the channel's state and
+    # the waiters' predicates read Event-Name and a few others several times each).
+    _looked_up: dict[str, str | None] | None
 
     def __init__(
         self,
@@ -61,6 +64,7 @@ class Event(Mapping[str, str]):
         self._raw = None
         self._format = None
         self._head_end = 0
+        self._looked_up = None
 
     @classmethod
     def _lazy(cls, raw: bytes, event_format: EventFormat) -> Event:
@@ -70,6 +74,7 @@ class Event(Mapping[str, str]):
         self._body = None
         self._raw = raw
         self._format = event_format
+        self._looked_up = None
         if event_format == "plain":
             split = raw.find(b"\n\n")
             self._head_end = len(raw) if split < 0 else split
@@ -81,6 +86,7 @@ class Event(Mapping[str, str]):
         assert self._raw is not None
         assert self._format is not None
         headers, self._body = decode_event_parts(self._raw, self._format)
+        self._looked_up = None
         self._headers = headers
         self._raw = None
         return headers
@@ -124,15 +130,22 @@ class Event(Mapping[str, str]):
         headers = self._headers
         if headers is not None:
             return headers._first.get(name, default)
+        looked_up = self._looked_up
+        if looked_up is None:
+            looked_up = self._looked_up = {}
+        elif name in looked_up:
+            found = looked_up[name]
+            return default if found is None else found
         raw = self._raw
         assert raw is not None
         if self._format == "plain":
             value = lookup_plain(raw, self._head_end, name)
         else:
             value = lookup_json(raw, name)
-        if value is UNSURE:
-            return self._decode()._first.get(name, default)
-        return default if value is None else value
+        if value is None or isinstance(value, str):
+            looked_up[name] = value
+            return default if value is None else value
+        return self._decode()._first.get(name, default)  # UNSURE: let the full decode say
 
     def get_all(self, name: str) -> list[str]:
         return self.headers.get_all(name)
