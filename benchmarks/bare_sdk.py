@@ -79,7 +79,7 @@ class _LoggingInstrument:
     def add(self, amount: float, attributes: Mapping[str, Any] | None = None, **_: Any) -> None:
         self._log.append(MetricCall(self._kind, self._name, amount, dict(attributes or {})))
 
-    record = add
+    record = set = add
 
 
 class _LoggingMeter:
@@ -94,6 +94,16 @@ class _LoggingMeter:
 
     def create_histogram(self, name: str, **_: Any) -> _LoggingInstrument:
         return _LoggingInstrument("histogram", name, self._log)
+
+    def create_gauge(self, name: str, **_: Any) -> _LoggingInstrument:
+        return _LoggingInstrument("gauge", name, self._log)
+
+    def __getattr__(self, attribute: str) -> Any:
+        # Observable instruments report through callbacks when a reader collects, not per
+        # event: nothing to replay.
+        if attribute.startswith("create_observable_"):
+            return lambda name, *args, **kwargs: None
+        raise AttributeError(attribute)
 
 
 class _LoggingMeterProvider:
@@ -139,6 +149,8 @@ def measure(event_format: str = "plain") -> list[EventCalls]:
         exporter.clear()
         meter_provider.log.clear()
         telemetry.event_received(event)
+        # What the reader records once the event is routed (the processing-time histogram).
+        telemetry.event_routed(event, 0.0)
         spans = sorted(exporter.get_finished_spans(), key=lambda s: s.start_time or 0)
         ids = [s.context.span_id for s in spans if s.context is not None]
         calls = EventCalls(
@@ -208,6 +220,7 @@ def bare_loop(measured: list[EventCalls], events: int) -> dict[str, Any]:
                     "counter": meter.create_counter,
                     "up_down_counter": meter.create_up_down_counter,
                     "histogram": meter.create_histogram,
+                    "gauge": meter.create_gauge,
                 }[metric.kind]
                 instruments[key] = create(metric.name)
     plan = [
@@ -261,7 +274,7 @@ def bare_loop(measured: list[EventCalls], events: int) -> dict[str, Any]:
     }
 
 
-_METHOD = {"counter": "add", "up_down_counter": "add", "histogram": "record"}
+_METHOD = {"counter": "add", "up_down_counter": "add", "histogram": "record", "gauge": "set"}
 
 
 def main() -> None:
