@@ -242,7 +242,12 @@ class Consumer:
             if client is None:
                 await anyio.lowlevel.checkpoint()
                 continue
-            await client.wait_ready()
+            try:
+                await client.wait_ready()
+            except ConnectionLost:
+                # Lost without reconnect: serve() is ending (or retrying its first connection).
+                await anyio.lowlevel.checkpoint()
+                continue
             if self.client is client:
                 return client
 

@@ -128,7 +128,10 @@ class Inbound(ESLClient):
         return ready is not None and ready.is_set() and self.is_connected
 
     async def wait_ready(self) -> None:
-        """Return once :attr:`ready`: at once while connected, else after the reconnect."""
+        """Return once :attr:`ready`: at once while connected, else after the reconnect.
+
+        Without ``reconnect`` a lost connection never comes back: :class:`ConnectionLost`.
+        """
         while True:
             ready = self._ready
             if ready is None:
@@ -136,6 +139,9 @@ class Inbound(ESLClient):
             await ready.wait()
             if self.is_connected:
                 return
+            if self.backoff is None:
+                reason = self._connection.lost_reason
+                raise reason if isinstance(reason, ConnectionLost) else ConnectionLost()
             # Lost again before we looked: the supervisor is on it already.
             await anyio.lowlevel.checkpoint()
 

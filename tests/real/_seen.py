@@ -18,7 +18,8 @@ class Seen:
         self.events: list[Event] = []
         self._changed = trio.Event()
 
-    def add(self, event: Event) -> None:
+    async def add(self, event: Event) -> None:
+        # async: a plain def handler would run in a worker thread, away from trio's Event.
         self.events.append(event)
         changed, self._changed = self._changed, trio.Event()
         changed.set()

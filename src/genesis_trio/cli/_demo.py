@@ -112,7 +112,8 @@ class _OwnEvents:
         self._uuid: str | None = None
         self._early: list[Event] = []
 
-    def see(self, event: Event) -> None:
+    async def see(self, event: Event) -> None:
+        # A coroutine, so it runs on the loop: it shares its lists with follow().
         if self._uuid is None:
             self._early.append(event)
         elif event.unique_id == self._uuid:
