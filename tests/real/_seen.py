@@ -18,8 +18,7 @@ class Seen:
         self.events: list[Event] = []
         self._changed = trio.Event()
 
-    async def add(self, event: Event) -> None:
-        # async: a plain def handler would run in a worker thread, away from trio's Event.
+    def add(self, event: Event) -> None:
         self.events.append(event)
         changed, self._changed = self._changed, trio.Event()
         changed.set()

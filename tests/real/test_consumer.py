@@ -61,7 +61,7 @@ async def test_handle_and_filtrate_on_real_calls(
     @filtrate("Hangup-Cause", "NORMAL_CLEARING")
     @filtrate("Channel-Name", r"loopback/9002-a", regex=True)
     async def normal_a_legs(event: Event) -> None:
-        await normal.add(event)
+        normal.add(event)
 
     busy_uuid, normal_uuid = str(uuid_module.uuid4()), str(uuid_module.uuid4())
     async with serving(app), freeswitch.inbound() as control:
@@ -89,7 +89,7 @@ async def test_exact_filters_are_applied_by_the_switch(freeswitch: RealSwitch) -
     @app.handle(subclass)
     @filtrate("X-Kind", "keep")
     async def keep(event: Event) -> None:
-        await kept.add(event)
+        kept.add(event)
 
     async with serving(app) as client, freeswitch.inbound() as sender:
         with trio.fail_after(DEADLINE):
