@@ -24,7 +24,9 @@ async def main(host: str | None, port: int, password: str) -> None:
             print("status:", (await client.api("status")).splitlines()[0])
             print("version (bgapi):", (await client.bgapi("version")).strip())
 
-            def on_custom(event: Event) -> None:
+            # async: it runs on the event loop, in order. A plain def handler would
+            # run in a worker thread (for blocking work), perhaps after this block ends.
+            async def on_custom(event: Event) -> None:
                 print("handler saw", event.subclass, event.get("X-Greeting"))
 
             client.on("CUSTOM", on_custom)
