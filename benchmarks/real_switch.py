@@ -1,6 +1,6 @@
 """genesis_trio and Genesis side by side against a real FreeSWITCH; memory per connection.
 
-    uv run python -m benchmarks.real_switch                      # about 3-4 minutes on 2 cores
+    uv run python -m benchmarks.real_switch            # 10-15 min, mostly Genesis's Channel rows
     uv run python -m benchmarks.real_switch --calls 300 --concurrency 20 --repeat 3
     uv run python -m benchmarks.real_switch --only outbound,mem-outbound
     uv run python -m benchmarks.real_switch --json benchmarks/results/real_switch.json
