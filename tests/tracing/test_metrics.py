@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import trio
 import trio.testing
@@ -12,6 +14,7 @@ from genesis_trio import (
     Channel,
     Event,
     Inbound,
+    OperationTimeout,
     OriginateError,
     Outbound,
     Session,
@@ -409,3 +412,37 @@ async def test_a_reconnecting_inbound_counts_the_loss_and_the_reconnect(
         }
         # Both connections were counted open, then closed.
         assert by_labels(metrics, "genesis.connections.active") == {(("type", "inbound"),): 0.0}
+
+
+async def test_a_command_without_a_reply_is_waiting_then_timed_out(metrics: Metrics) -> None:
+    # A switch that authenticates and then never answers: the command waits for its reply.
+    async def silent_switch(stream: trio.SocketStream) -> None:
+        await stream.send_all(b"Content-Type: auth/request\n\n")
+        await stream.receive_some()  # auth ...
+        await stream.send_all(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+        await stream.receive_some()  # the api, never answered
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        serve = functools.partial(trio.serve_tcp, silent_switch, 0, host="127.0.0.1")
+        (listener,) = await nursery.start(serve)
+        port = listener.socket.getsockname()[1]
+        async with Inbound("127.0.0.1", port, meter_provider=metrics.provider) as client:
+            waiting: list[float] = []
+
+            async def look() -> None:
+                await trio.testing.wait_all_tasks_blocked()
+                waiting.append(metrics.total("genesis.commands.queue.depth"))
+
+            nursery.start_soon(look)
+            with pytest.raises(OperationTimeout):
+                await client.api("status", timeout=2)
+            assert waiting == [1.0]
+            # Still unanswered on the wire: its reply slot stays so later replies match.
+            assert metrics.total("genesis.commands.queue.depth") == 1
+        nursery.cancel_scope.cancel()
+    assert by_labels(metrics, "genesis.timeouts") == {(("operation", "command"),): 1.0}
+    errors = by_labels(metrics, "genesis.commands.errors")
+    assert errors[(("command", "api"), ("error", "OperationTimeout"))] == 1
+    # Leaving says exit, which this switch never answers either: the goodbye gives up.
+    assert errors[(("command", "exit"), ("error", "cancelled"))] == 1
