@@ -100,7 +100,7 @@ class OpsServer:
 
     ``app`` decides what ready means: a :class:`~genesis_trio.Consumer` is ready
     once connected, authenticated, subscribed and an event (a HEARTBEAT, which
-    it subscribes to, or any event it handles) arrived within ``ready_window``
+    it subscribes to, or one you report with :meth:`record_event`) arrived within ``ready_window``
     seconds; an :class:`~genesis_trio.Outbound` server while it listens and is
     not draining; an :class:`~genesis_trio.Inbound` client while :attr:`~Inbound.ready`
     (connected, and after a reconnect subscribed again); a
