@@ -56,3 +56,19 @@ async def next_matching(events: Subscription[Event], name: str, uuid: str | None
         if event.name == name and (uuid is None or event.unique_id == uuid):
             return event
     raise AssertionError(f"the subscription ended before {name}")
+
+
+async def first_of_each(events: Subscription[Event], uuid: str, *names: str) -> dict[str, Event]:
+    """The first event of each of ``names`` for channel ``uuid``, whatever their order.
+
+    The switch fires a call's events from several threads, and its event queue does not
+    keep them in causal order: a loopback leg's CHANNEL_ANSWER was seen before its
+    CHANNEL_CREATE.
+    """
+    found: dict[str, Event] = {}
+    async for event in events:
+        if event.unique_id == uuid and event.name in names and event.name not in found:
+            found[event.name] = event
+            if len(found) == len(names):
+                return found
+    raise AssertionError(f"the subscription ended with only {sorted(found)} of {names}")

@@ -22,7 +22,7 @@ from genesis_trio import (
 )
 from real_switch import RealSwitch, channel_exists, unique_name
 
-from ._calls import next_matching, parked_call
+from ._calls import first_of_each, next_matching, parked_call
 
 pytestmark = pytest.mark.trio
 
@@ -138,10 +138,12 @@ async def test_channel_events_in_every_format(
                 listener.subscribe(*LIFECYCLE, request=False) as events,
                 parked_call(control, variables={"origination_caller_id_name": caller_name}) as uuid,
             ):
-                created = await next_matching(events, "CHANNEL_CREATE", uuid)
-                answered = await next_matching(events, "CHANNEL_ANSWER", uuid)
                 # The a-leg's caller ID flips when it starts its &park (below).
-                flipped = await next_matching(events, "CALL_UPDATE", uuid)
+                first = await first_of_each(
+                    events, uuid, "CHANNEL_CREATE", "CHANNEL_ANSWER", "CALL_UPDATE"
+                )
+                created, answered = first["CHANNEL_CREATE"], first["CHANNEL_ANSWER"]
+                flipped = first["CALL_UPDATE"]
                 dump = json.loads(await control.api(f"uuid_dump {uuid} json"))
                 await control.api(f"uuid_kill {uuid} CALL_REJECTED")
                 completed = await next_matching(events, "CHANNEL_HANGUP_COMPLETE", uuid)

@@ -126,6 +126,10 @@ async def test_failures_leave_no_filter_behind(freeswitch: RealSwitch) -> None:
                     await Channel.from_uuid(client, missing)
             await trio.testing.wait_all_tasks_blocked()  # the filter removals went out
             assert client.switch_filters == [("Event-Subclass", marker)]
+            # Sent is not yet applied: the switch runs one connection's commands in order,
+            # so once this reply is back it has applied every removal sent before it (the
+            # call below is placed on another connection, which does not wait for them).
+            await client.api("status")
             async with (
                 client.subscribe("ALL", request=False) as everything,
                 parked_call(control, uuid=missing),
