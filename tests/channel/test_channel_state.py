@@ -72,6 +72,27 @@ def test_a_leg_through_answer_bridge_and_hangup() -> None:
     assert set(ended.milestones) >= {"CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP"}
 
 
+def test_an_older_event_arriving_late_does_not_move_the_state_back() -> None:
+    """The real switch delivered a loopback leg's CHANNEL_ANSWER before its CHANNEL_CREATE."""
+    stream = [event for event in events("inbound_plain_lifecycle") if event.unique_id == A_LEG]
+    created = next(event for event in stream if event.name == "CHANNEL_CREATE")
+    answered = next(event for event in stream if event.name == "CHANNEL_ANSWER")
+    in_order = ChannelStatus(A_LEG)
+    in_order.apply(created)
+    in_order.apply(answered)
+    reordered = ChannelStatus(A_LEG)
+    reordered.apply(answered)
+    reordered.apply(created)
+    assert int(created["Event-Sequence"]) < int(answered["Event-Sequence"])
+    assert (reordered.state, reordered.call_state, reordered.answer_state) == (
+        in_order.state,
+        in_order.call_state,
+        in_order.answer_state,
+    )
+    assert reordered.answer_state == "answered"
+    assert set(reordered.milestones) == {"CHANNEL_CREATE", "CHANNEL_ANSWER"}
+
+
 def test_b_leg_learns_its_bridge_from_the_a_legs_event() -> None:
     stream = events("inbound_plain_lifecycle")
     status = ChannelStatus(C_LEG)

@@ -96,6 +96,7 @@ class ChannelStatus:
 
     __slots__ = (
         "_data",
+        "_newest_sequence",
         "_unfolded",
         "answer_state",
         "answered",
@@ -128,6 +129,7 @@ class ChannelStatus:
         # header, i.e. a full decode, which most programs never ask for.
         self._unfolded: list[Event] = []
         self.events_seen = 0
+        self._newest_sequence = -1
 
     @property
     def data(self) -> dict[str, str]:
@@ -155,9 +157,18 @@ class ChannelStatus:
             self._fold()  # a long call: keep the held events bounded
         get = event.get
         name = get("Event-Name")
-        self._apply_fields(
-            name, get("Channel-State"), get("Channel-Call-State"), get("Answer-State"), get
-        )
+        sequence = get("Event-Sequence")
+        if sequence is not None and sequence.isdigit() and int(sequence) < self._newest_sequence:
+            # FreeSWITCH fires a call's events from several threads and does not keep
+            # them in order (a CHANNEL_CREATE was seen after its CHANNEL_ANSWER): an
+            # older event may still say the call hung up, never move its state back.
+            self._apply_fields(name, None, None, None, get)
+        else:
+            if sequence is not None and sequence.isdigit():
+                self._newest_sequence = int(sequence)
+            self._apply_fields(
+                name, get("Channel-State"), get("Channel-Call-State"), get("Answer-State"), get
+            )
         if name is None:
             return
         if name in MILESTONE_EVENTS:
