@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 
 import pytest
 import trio
@@ -446,3 +447,31 @@ async def test_a_command_without_a_reply_is_waiting_then_timed_out(metrics: Metr
     assert errors[(("command", "api"), ("error", "OperationTimeout"))] == 1
     # Leaving says exit, which this switch never answers either: the goodbye gives up.
     assert errors[(("command", "exit"), ("error", "cancelled"))] == 1
+
+
+def _live_tallies() -> int:
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if type(obj).__name__ == "Tally")
+
+
+async def test_per_event_counts_outlive_their_connections(
+    fake: FakeFreeSWITCH, metrics: Metrics
+) -> None:
+    # Per-event counters are counted by each connection and reported when a reader
+    # collects: a connection gone must leave its counts in the totals, and nothing per
+    # connection behind.
+    for round_ in range(1, 4):
+        for _ in range(5):
+            client = Inbound(fake.host, fake.port, meter_provider=metrics.provider)
+            async with client, client.subscribe("HEARTBEAT") as events:
+                fake.fire(fake.build_event("HEARTBEAT"))
+                with trio.fail_after(30):
+                    await events.__anext__()
+            del client, events
+        assert (
+            by_labels(metrics, "genesis.events.received")[(("event.name", "HEARTBEAT"),)]
+            == 5 * round_
+        )
+    gc.collect()  # the connections gone: their counts move into the totals when read
+    assert by_labels(metrics, "genesis.events.received") == {(("event.name", "HEARTBEAT"),): 15}
+    assert _live_tallies() == 0

@@ -31,7 +31,7 @@ from ._attributes import event_attributes, span_attribute_limit
 from ._correlation import CallTraces
 from ._custom import CUSTOM_SUBCLASSES, TRANSFER_SUBCLASSES, CustomProcessor, transfer_kind
 from ._lifecycle import LIFECYCLE_EVENTS, LifecycleProcessor
-from ._metrics import Instruments, instruments_for
+from ._metrics import Instruments, TallyKey, instruments_for
 from ._providers import get_tracer, tracer_records
 
 if TYPE_CHECKING:
@@ -73,7 +73,11 @@ class ConnectionTelemetry:
         self.lifecycle_enabled = lifecycle
         self.custom_enabled = custom
         self._base = base_context if base_context is not None else otel_context.get_current()
-        self._lifecycle = LifecycleProcessor(tracer, instruments) if lifecycle else None
+        # Per-event counters: plain dict bumps, reported when a reader collects.
+        self._tally = instruments.tally_for(self) if instruments is not None else None
+        self._lifecycle = (
+            LifecycleProcessor(tracer, instruments, self._tally) if lifecycle else None
+        )
         self._custom = CustomProcessor(tracer) if custom and tracer is not None else None
         self._calls = CallTraces()
         self._open = False
@@ -187,8 +191,10 @@ class ConnectionTelemetry:
                     detach(token)
 
             in_call = in_call_context
-        if instruments is None:
+        tally = self._tally
+        if instruments is None or tally is None:
             return in_call
+        handler_counts = tally.handlers
 
         async def counted(event: Event) -> None:
             started = time.perf_counter()
@@ -203,9 +209,12 @@ class ConnectionTelemetry:
                     outcome = "cancelled"
                 raise
             finally:
-                labels = {n.EVENT_NAME: event.get("Event-Name") or "UNKNOWN", "result": outcome}
-                instruments.handlers.add(1, labels)
-                instruments.handler_duration.record(time.perf_counter() - started, labels)
+                name = event.get("Event-Name") or "UNKNOWN"
+                key = ((n.EVENT_NAME, name), ("result", outcome))
+                handler_counts[key] = handler_counts.get(key, 0) + 1
+                instruments.handler_duration.record(
+                    time.perf_counter() - started, {n.EVENT_NAME: name, "result": outcome}
+                )
 
         return counted
 
@@ -285,18 +294,22 @@ class ConnectionTelemetry:
         name = headers.get("Event-Name") or "UNKNOWN"
         subclass = headers.get("Event-Subclass") if name == "CUSTOM" else None
         instruments = self.instruments
-        if instruments is not None:
-            labels = {n.EVENT_NAME: name}
-            if subclass is not None:
-                labels["event.subclass"] = subclass
-            instruments.events_received.add(1, labels)
+        tally = self._tally
+        if tally is not None:
+            counts = tally.events_received
+            key: TallyKey = (
+                ((n.EVENT_NAME, name),)
+                if subclass is None
+                else ((n.EVENT_NAME, name), ("event.subclass", subclass))
+            )
+            counts[key] = counts.get(key, 0) + 1
             if name == "DTMF":
                 # The source, never the digit: digits over time spell PINs and card numbers.
                 source = headers.get("DTMF-Source") or "UNKNOWN"
-                instruments.dtmf_received.add(1, {"dtmf.source": source})
+                tally.add("dtmf_received", 1, {"dtmf.source": source})
             elif subclass is not None and subclass in TRANSFER_SUBCLASSES:
                 role, kind = transfer_kind(subclass, headers)
-                instruments.transfers.add(1, {n.TRANSFER_ROLE: role, n.TRANSFER_TYPE: kind})
+                tally.add("transfers", 1, {n.TRANSFER_ROLE: role, n.TRANSFER_TYPE: kind})
         lifecycle = self._lifecycle if name in LIFECYCLE_EVENTS else None
         custom = (
             self._custom

@@ -15,7 +15,7 @@ from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
 from . import _names as n
-from ._metrics import Instruments
+from ._metrics import Instruments, Tally
 
 __all__ = ["LIFECYCLE_EVENTS", "LifecycleProcessor"]
 
@@ -60,9 +60,12 @@ def normalize_cause(cause: str) -> str:
 class LifecycleProcessor:
     """Emits the lifecycle span (and its metrics) for one channel event."""
 
-    def __init__(self, tracer: trace.Tracer | None, instruments: Instruments | None) -> None:
+    def __init__(
+        self, tracer: trace.Tracer | None, instruments: Instruments | None, tally: Tally | None
+    ) -> None:
         self._tracer = tracer
         self._instruments = instruments
+        self._tally = tally
         self._emitters: dict[str, Callable[[Headers, Attributes, Context | None], None]] = {
             "CHANNEL_CREATE": self._create,
             "CHANNEL_PROGRESS": self._progress,
@@ -93,8 +96,11 @@ class LifecycleProcessor:
         if emit is None:
             return
         attributes = channel_attributes(headers)
-        if self._instruments is not None and n.SIP_CALL_ID not in attributes:
-            self._instruments.events_without_sip_call_id.add(1, {n.EVENT_NAME: event_name})
+        tally = self._tally
+        if tally is not None and n.SIP_CALL_ID not in attributes:
+            counts = tally.events_without_sip_call_id
+            key = ((n.EVENT_NAME, event_name),)
+            counts[key] = counts.get(key, 0) + 1
         emit(headers, attributes, parent)
 
     # --- span plumbing ---------------------------------------------------------------
@@ -110,9 +116,9 @@ class LifecycleProcessor:
         emit_span(self._tracer, name, attributes, parent, events)
 
     def _count(self, which: str, amount: int, labels: Mapping[str, str]) -> None:
-        instruments = self._instruments
-        if instruments is not None:
-            getattr(instruments, which).add(amount, labels)
+        tally = self._tally
+        if tally is not None:
+            tally.add(which, amount, labels)
 
     # --- emitters --------------------------------------------------------------------
     def _create(self, headers: Headers, attributes: Attributes, parent: Context | None) -> None:
@@ -226,9 +232,7 @@ class LifecycleProcessor:
             q850 = headers.get("variable_hangup_cause_q850") or ""
             # A closed set of small numbers (Q.850 causes are 1..127); anything else is "unknown".
             code = q850 if q850.isdigit() and int(q850) < 128 else "unknown"
-            instruments.hangup_causes_q850.add(
-                1, {"hangup.cause.q850": code, n.HANGUP_CAUSE: cause}
-            )
+            self._count("hangup_causes_q850", 1, {"hangup.cause.q850": code, n.HANGUP_CAUSE: cause})
         self._span(
             n.FS_CHANNEL_HANGUP_COMPLETE,
             attributes,

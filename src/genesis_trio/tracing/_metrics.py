@@ -8,8 +8,10 @@ spans only, never into a metric label.
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any, Final
 
 from opentelemetry import metrics
@@ -21,6 +23,7 @@ from ._providers import get_meter, meter_records
 
 __all__ = [
     "Instruments",
+    "Tally",
     "connection_error_label",
     "instruments_for",
     "instruments_of",
@@ -60,19 +63,150 @@ HANDLER_BUCKETS = (
 )
 
 
+#: The labels of one tallied data point, in the order the call site gives them.
+TallyKey = tuple[tuple[str, str], ...]
+
+# The counters a connection bumps per event or per handler call. (Tally attribute,
+# metric name, up-down?, unit, description.) They are counted in plain dicts by the
+# connection (Tally) and reported through observable instruments when a reader
+# collects: the SDK does no work per event for them.
+_TALLIED: Final = (
+    (
+        "events_received",
+        n.METRIC_EVENTS_RECEIVED,
+        False,
+        "{event}",
+        "ESL events received",
+    ),
+    (
+        "events_without_sip_call_id",
+        n.METRIC_EVENTS_WITHOUT_SIP_CALL_ID,
+        False,
+        "{event}",
+        "Channel events that arrived without variable_sip_call_id "
+        "(calls that cannot be joined to another system's traces)",
+    ),
+    (
+        "calls_active",
+        n.METRIC_CALLS_ACTIVE,
+        True,
+        "{channel}",
+        "Channels between CHANNEL_CREATE and CHANNEL_DESTROY",
+    ),
+    ("hangup_causes", n.METRIC_HANGUP_CAUSES, False, "{channel}", "Hangups by cause"),
+    (
+        "hangup_causes_q850",
+        n.METRIC_HANGUP_CAUSES_Q850,
+        False,
+        "{channel}",
+        "Hangups by Q.850 cause code (from CHANNEL_HANGUP_COMPLETE)",
+    ),
+    (
+        "dialplan_applications",
+        n.METRIC_DIALPLAN_APPLICATIONS,
+        False,
+        "{application}",
+        "Dialplan applications started and completed",
+    ),
+    (
+        "dtmf_received",
+        n.METRIC_DTMF_RECEIVED,
+        False,
+        "{digit}",
+        "DTMF events received, by source (RTP, INBAND_AUDIO, ENDPOINT, APP); never by digit",
+    ),
+    (
+        "bridge_events",
+        n.METRIC_BRIDGE_EVENTS,
+        False,
+        "{event}",
+        "CHANNEL_BRIDGE (established) and CHANNEL_UNBRIDGE (unbridged) events",
+    ),
+    (
+        "transfers",
+        n.METRIC_TRANSFERS,
+        False,
+        "{transfer}",
+        "Transfers seen in sofia::transferor / sofia::transferee events",
+    ),
+    ("codec_changes", n.METRIC_CODEC_CHANGES, False, "{event}", "CODEC events by codec names"),
+    (
+        "handlers",
+        n.METRIC_HANDLERS,
+        False,
+        "{call}",
+        "Event handler calls by event name and result",
+    ),
+)
+
+
+class Tally:
+    """One connection's per-event counts, each a dict from labels to a running total.
+
+    Written only by the connection's own thread (``counts[key] = counts.get(key, 0) + n``);
+    read by :class:`Instruments` when a reader collects, by copying each dict (atomic in
+    CPython). Label sets are the same small closed sets the counters always had.
+    """
+
+    __slots__ = (
+        "bridge_events",
+        "calls_active",
+        "codec_changes",
+        "dialplan_applications",
+        "dtmf_received",
+        "events_received",
+        "events_without_sip_call_id",
+        "handlers",
+        "hangup_causes",
+        "hangup_causes_q850",
+        "transfers",
+    )
+
+    def __init__(self) -> None:
+        self.events_received: dict[TallyKey, int] = {}
+        self.events_without_sip_call_id: dict[TallyKey, int] = {}
+        self.calls_active: dict[TallyKey, int] = {}
+        self.hangup_causes: dict[TallyKey, int] = {}
+        self.hangup_causes_q850: dict[TallyKey, int] = {}
+        self.dialplan_applications: dict[TallyKey, int] = {}
+        self.dtmf_received: dict[TallyKey, int] = {}
+        self.bridge_events: dict[TallyKey, int] = {}
+        self.transfers: dict[TallyKey, int] = {}
+        self.codec_changes: dict[TallyKey, int] = {}
+        self.handlers: dict[TallyKey, int] = {}
+
+    def add(self, which: str, amount: int, labels: Mapping[str, str]) -> None:
+        counts: dict[TallyKey, int] = getattr(self, which)
+        key = tuple(labels.items())
+        counts[key] = counts.get(key, 0) + amount
+
+
 class Instruments:
     """Every instrument genesis_trio records into."""
 
     def __init__(self, meter: metrics.Meter) -> None:
-        self.events_without_sip_call_id = meter.create_counter(
-            n.METRIC_EVENTS_WITHOUT_SIP_CALL_ID,
-            unit="{event}",
-            description="Channel events that arrived without variable_sip_call_id "
-            "(calls that cannot be joined to another system's traces)",
-        )
-        self.events_received = meter.create_counter(
-            n.METRIC_EVENTS_RECEIVED, unit="{event}", description="ESL events received"
-        )
+        # The tallied counters: the live connections' tallies plus what the connections
+        # gone so far had counted (a connection's totals outlive it).
+        self._tally_lock = threading.Lock()
+        self._live_tallies: set[Tally] = set()
+        # Finalizers only append here (they may run inside a collection, under the lock);
+        # the next collection or new tally folds them into _retired.
+        self._dead_tallies: list[Tally] = []
+        self._retired: dict[str, dict[frozenset[tuple[str, str]], int]] = {
+            which: {} for which, *_ in _TALLIED
+        }
+        for which, name, up_down, unit, description in _TALLIED:
+            create = (
+                meter.create_observable_up_down_counter
+                if up_down
+                else meter.create_observable_counter
+            )
+            create(
+                name,
+                callbacks=[partial(self._observe_tally, which)],
+                unit=unit,
+                description=description,
+            )
         self.commands_sent = meter.create_counter(
             n.METRIC_COMMANDS_SENT, unit="{command}", description="ESL commands sent"
         )
@@ -89,19 +223,6 @@ class Instruments:
         )
         self.connections_active = meter.create_up_down_counter(
             n.METRIC_CONNECTIONS_ACTIVE, unit="{connection}", description="Open ESL connections"
-        )
-        self.calls_active = meter.create_up_down_counter(
-            n.METRIC_CALLS_ACTIVE,
-            unit="{channel}",
-            description="Channels between CHANNEL_CREATE and CHANNEL_DESTROY",
-        )
-        self.hangup_causes = meter.create_counter(
-            n.METRIC_HANGUP_CAUSES, unit="{channel}", description="Hangups by cause"
-        )
-        self.dialplan_applications = meter.create_counter(
-            n.METRIC_DIALPLAN_APPLICATIONS,
-            unit="{application}",
-            description="Dialplan applications started and completed",
         )
         self.channel_operations = meter.create_counter(
             n.METRIC_CHANNEL_OPERATIONS,
@@ -121,36 +242,12 @@ class Instruments:
             "(from CHANNEL_HANGUP_COMPLETE)",
             explicit_bucket_boundaries_advisory=CALL_BUCKETS,
         )
-        self.hangup_causes_q850 = meter.create_counter(
-            n.METRIC_HANGUP_CAUSES_Q850,
-            unit="{channel}",
-            description="Hangups by Q.850 cause code (from CHANNEL_HANGUP_COMPLETE)",
-        )
         self.ring_group_results = meter.create_counter(
             n.METRIC_RING_GROUP_RESULTS,
             unit="{ring}",
             description="Ring group attempts by mode and result",
         )
 
-        self.dtmf_received = meter.create_counter(
-            n.METRIC_DTMF_RECEIVED,
-            unit="{digit}",
-            description="DTMF events received, by source (RTP, INBAND_AUDIO, ENDPOINT, APP); "
-            "never by digit",
-        )
-        self.bridge_events = meter.create_counter(
-            n.METRIC_BRIDGE_EVENTS,
-            unit="{event}",
-            description="CHANNEL_BRIDGE (established) and CHANNEL_UNBRIDGE (unbridged) events",
-        )
-        self.transfers = meter.create_counter(
-            n.METRIC_TRANSFERS,
-            unit="{transfer}",
-            description="Transfers seen in sofia::transferor / sofia::transferee events",
-        )
-        self.codec_changes = meter.create_counter(
-            n.METRIC_CODEC_CHANGES, unit="{event}", description="CODEC events by codec names"
-        )
         self.call_ring_duration = meter.create_histogram(
             n.METRIC_CALL_RING_DURATION,
             unit="s",
@@ -178,11 +275,6 @@ class Instruments:
             description="Time the reader spends on one event (telemetry, routing to "
             "subscriptions and handler queues; not the handlers themselves)",
             explicit_bucket_boundaries_advisory=EVENT_BUCKETS,
-        )
-        self.handlers = meter.create_counter(
-            n.METRIC_HANDLERS,
-            unit="{call}",
-            description="Event handler calls by event name and result",
         )
         self.handler_duration = meter.create_histogram(
             n.METRIC_HANDLER_DURATION,
@@ -251,6 +343,39 @@ class Instruments:
             description="Events routed to subscriptions and handlers and not consumed yet, "
             "summed over connections",
         )
+
+    # --- the tallied counters ----------------------------------------------------------
+    def tally_for(self, owner: object) -> Tally:
+        """A new tally whose counts are reported as long as ``owner`` lives, and then
+        kept in the totals."""
+        tally = Tally()
+        with self._tally_lock:
+            self._fold_dead()
+            self._live_tallies.add(tally)
+        finalizer = weakref.finalize(owner, self._dead_tallies.append, tally)
+        finalizer.atexit = False
+        return tally
+
+    def _fold_dead(self) -> None:
+        """Move the tallies of owners gone into the totals (the lock is held)."""
+        while self._dead_tallies:
+            tally = self._dead_tallies.pop()
+            self._live_tallies.discard(tally)
+            for which, retired in self._retired.items():
+                for key, value in dict(getattr(tally, which)).items():
+                    labels = frozenset(key)
+                    retired[labels] = retired.get(labels, 0) + value
+
+    def _observe_tally(self, which: str, options: CallbackOptions) -> Iterable[Observation]:
+        with self._tally_lock:
+            self._fold_dead()
+            totals = dict(self._retired[which])
+            live = list(self._live_tallies)
+        for tally in live:
+            for key, value in dict(getattr(tally, which)).items():
+                labels = frozenset(key)
+                totals[labels] = totals.get(labels, 0) + value
+        return [Observation(value, dict(labels)) for labels, value in totals.items()]
 
     # --- the depth gauges ------------------------------------------------------------
     def connection_opened(self, connection: Any, kind: str) -> None:
