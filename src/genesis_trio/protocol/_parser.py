@@ -43,6 +43,12 @@ NEED_DATA: Final = _Sentinel("NEED_DATA")
 CONNECTION_CLOSED: Final = _Sentinel("CONNECTION_CLOSED")
 """Returned once the peer closed the stream cleanly between two frames."""
 
+# An event frame as mod_event_socket writes it (see ESLParser._event_frame).
+_EVENT_LENGTH: Final = b"Content-Length: "
+_LENGTH_AT: Final = len(_EVENT_LENGTH)
+_PLAIN_TYPE: Final = b"\nContent-Type: text/event-plain\n\n"
+_JSON_TYPE: Final = b"\nContent-Type: text/event-json\n\n"
+
 _EVENT_FORMATS: Final[dict[str, EventFormat]] = {
     "text/event-plain": "plain",
     "text/event-json": "json",
@@ -100,6 +106,10 @@ class ESLParser:
             # Tolerate stray blank lines between frames.
             while buffer[:1] == b"\n":
                 del buffer[:1]
+            if buffer.startswith(_EVENT_LENGTH):
+                event = self._event_frame(buffer)
+                if event is not None:
+                    return event
             end = buffer.find(b"\n\n", self._scan_from)
             if end < 0:
                 size = len(buffer)
@@ -131,6 +141,40 @@ class ESLParser:
         del buffer[:length]
         self._pending = None
         return _classify(headers, body, self._lazy)
+
+    def _event_frame(self, buffer: bytearray) -> Message | None:
+        """A whole event frame in FreeSWITCH's own spelling, or None: let the general path parse.
+
+        mod_event_socket writes every event as exactly ``Content-Length: N``, then
+        ``Content-Type: text/event-plain`` (or json) and a blank line. Recognising
+        those bytes skips building a header block per event; any other spelling,
+        an unfinished frame or a size over the limit takes the general path, which
+        reads it (or refuses it) the same way.
+        """
+        line_end = buffer.find(b"\n", _LENGTH_AT, _LENGTH_AT + 12)
+        if line_end < 0:
+            return None
+        digits = buffer[_LENGTH_AT:line_end]
+        if not digits.isdigit():
+            return None
+        if buffer.startswith(_PLAIN_TYPE, line_end):
+            event_format: EventFormat = "plain"
+            start = line_end + len(_PLAIN_TYPE)
+        elif buffer.startswith(_JSON_TYPE, line_end):
+            event_format = "json"
+            start = line_end + len(_JSON_TYPE)
+        else:
+            return None
+        length = int(digits)
+        end = start + length
+        if length > self.max_frame_size or len(buffer) < end:
+            return None
+        body = bytes(buffer[start:end])
+        del buffer[:end]
+        self._scan_from = 0
+        if self._lazy:
+            return Event._lazy(body, event_format)
+        return decode_event(body, event_format)
 
     def _at_end(self) -> _Sentinel:
         if not self._eof:
