@@ -34,9 +34,8 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +43,9 @@ import pytest
 import trio
 
 from genesis_trio import Channel, Event, GenesisError, Inbound
+
+# wait_until: only for switch state that sends no event (``show channels``, files on disk).
+from waiting import stop_pid, wait_until
 
 __all__ = [
     "TAG_VARIABLE",
@@ -139,18 +141,8 @@ def _free_port() -> int:
 
 
 def _stop(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + _STOP_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        # Not synchronisation in a test: a bounded poll for a process we own to exit.
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    # FreeSWITCH daemonises: not our child, so its exit is watched through a pidfd.
+    stop_pid(pid, _STOP_TIMEOUT)
 
 
 # Instance directory -> (run-freeswitch command, PID now) of a private switch, so that
@@ -166,6 +158,9 @@ def stop_freeswitch(switch: RealSwitch) -> None:
     if switch.instance_dir is None or switch.instance_dir not in _instances:
         raise RuntimeError("only a switch started by running_freeswitch can be stopped")
     _stop(_instances[switch.instance_dir][1])
+    # As stop-freeswitch does: the exited process may linger as a zombie until PID 1 reaps
+    # it, and run-freeswitch would take a live PID in this file for a running instance.
+    (switch.instance_dir / "run" / "run-freeswitch.pid").unlink(missing_ok=True)
 
 
 def start_freeswitch_again(switch: RealSwitch, attempts: int = 10) -> RealSwitch:
@@ -297,19 +292,6 @@ async def live_channel_uuids(client: Inbound) -> set[str]:
     """
     rows = json.loads(await client.api("show channels as json")).get("rows", [])
     return {str(row["uuid"]) for row in rows}
-
-
-async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], *, within: float = 10.0, interval: float = 0.05
-) -> None:
-    """Poll the switch until ``predicate()`` holds, failing after ``within`` seconds.
-
-    Only for switch state that sends no event (``show channels``, files on disk); where the
-    switch sends an event, wait for the event instead.
-    """
-    with trio.fail_after(within):
-        while not await predicate():  # noqa: ASYNC110 - switch state that sends no event
-            await trio.sleep(interval)
 
 
 def unique_name(prefix: str = "t") -> str:

@@ -12,7 +12,16 @@ import trio
 from cli_process import OUTBOUND_LISTENING, cli_process, free_port, listening_address
 from genesis_trio import Channel, Inbound, OriginateError
 from genesis_trio.testing import Destination, FakeFreeSWITCH
-from ops_scrape import label_keys, label_values, scrape, total
+from ops_scrape import (
+    Samples,
+    label_keys,
+    label_values,
+    ready_with_heartbeats,
+    scrape,
+    total,
+    wait_for_status,
+)
+from waiting import wait_until
 
 pytestmark = pytest.mark.trio
 
@@ -42,20 +51,11 @@ async def status_of(client: httpx.AsyncClient, path: str) -> int:
     return (await client.get(path)).status_code
 
 
-async def wait_for_status(client: httpx.AsyncClient, path: str, status: int) -> None:
-    """Readiness is polled, as a probe does: no event says when it changed."""
-    with trio.fail_after(60):
-        while await status_of(client, path) != status:  # noqa: ASYNC110
-            await trio.sleep(0.05)
-
-
 async def heartbeat_until_ready(fake: FakeFreeSWITCH, client: httpx.AsyncClient) -> None:
-    with trio.fail_after(60):
-        while True:
-            fake.fire(fake.build_event("HEARTBEAT"))
-            if await status_of(client, "/ready") == 200:
-                return
-            await trio.sleep(0.05)
+    async def heartbeat() -> None:
+        fake.fire(fake.build_event("HEARTBEAT"))
+
+    await ready_with_heartbeats(client, heartbeat)
 
 
 async def test_consumer_outage_and_return(tmp_path: Path) -> None:
@@ -149,8 +149,7 @@ async def test_esl_reconnect_turns_reconnecting_on_for_an_app_without_it(tmp_pat
         async with cli_process("--log-level", "info", "consumer", app, env=env) as cli:
             with trio.fail_after(60):
                 # Subscribed (after the liveness watchdog's HEARTBEAT).
-                while "event plain CHANNEL_ANSWER" not in fake.commands_received:  # noqa: ASYNC110
-                    await trio.sleep(0.05)
+                await fake.wait_for_command("event plain CHANNEL_ANSWER")
             await fake.drop_connections()
             await cli.wait_for_line("reconnected to")
             # Everything asked for again on the new connection, in one command.
@@ -195,14 +194,16 @@ async def test_consumer_metrics_after_known_calls(tmp_path: Path) -> None:
                 with pytest.raises(OriginateError):
                     await Channel.create(caller, "user/1001")
             # The consumer is another process: its scrape is polled until both calls are over.
-            with trio.fail_after(60):
-                while True:
-                    samples = await scrape(http)
-                    ended = total(samples, "genesis_consumer_handlers_total", result="ok")
-                    # Two calls: two of each channel event, and two digits.
-                    if ended >= 10 and not total(samples, "genesis_calls_active"):
-                        break
-                    await trio.sleep(0.05)
+            samples: Samples = {}
+
+            async def both_calls_counted() -> bool:
+                nonlocal samples
+                samples = await scrape(http)
+                ended = total(samples, "genesis_consumer_handlers_total", result="ok")
+                # Two calls: two of each channel event, and two digits.
+                return ended >= 10 and not total(samples, "genesis_calls_active")
+
+            await wait_until(both_calls_counted, within=60)
             cli.signal(signal.SIGTERM)
             assert await cli.wait() == 0
     assert (

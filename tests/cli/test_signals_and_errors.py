@@ -11,6 +11,7 @@ import trio
 
 from cli_process import OUTBOUND_LISTENING, cli_process, listening_address
 from genesis_trio.testing import FakeFreeSWITCH
+from waiting import wait_until
 
 pytestmark = pytest.mark.trio
 
@@ -71,19 +72,13 @@ async def test_idle_outbound_stops_on_a_signal_with_status_0(
     no_traceback(running.output)
 
 
-async def commands_include(fake: FakeFreeSWITCH, prefix: str) -> None:
-    """The fake sends no event when it receives a command: poll its record."""
-    with trio.fail_after(60):
-        while not any(line.startswith(prefix) for line in fake.commands_received):  # noqa: ASYNC110
-            await trio.sleep(0.05)
-
-
 async def test_consumer_unsubscribes_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     app = write_app(tmp_path, CONSUMER_APP)
     async with FakeFreeSWITCH().running() as fake:
         env = {"ESL_HOST": fake.host, "ESL_PORT": str(fake.port)}
         async with cli_process("consumer", app, env=env) as running:
-            await commands_include(fake, "event plain HEARTBEAT")
+            with trio.fail_after(60):
+                await fake.wait_for_command("event plain HEARTBEAT")
             running.signal(signal.SIGTERM)
             assert await running.wait() == 0
         assert "noevents" in fake.commands_received
@@ -101,15 +96,18 @@ async def test_outbound_drains_a_live_call_and_exits_0(tmp_path: Path) -> None:
         await running.wait_for_line("answered", stream="stdout")
         running.signal(signal.SIGTERM)
         await running.wait_for_line("got SIGTERM")
+
         # Draining: new calls are refused, the live one carries on until the caller hangs up.
-        with trio.fail_after(60):
-            while True:
-                try:
-                    stream = await trio.open_tcp_stream(*address)
-                except OSError:
-                    break
-                await stream.aclose()
-                await trio.sleep(0.05)
+        # The listener closes a moment after that log line, in another process: probed.
+        async def refused() -> bool:
+            try:
+                stream = await trio.open_tcp_stream(*address)
+            except OSError:
+                return True
+            await stream.aclose()
+            return False
+
+        await wait_until(refused, within=60, what="new connections refused")
         assert not channel.ended
         channel.request_hangup()
         assert await running.wait() == 0

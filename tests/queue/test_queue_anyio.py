@@ -17,9 +17,8 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 async def _settle() -> None:
-    # Enough scheduling rounds for every started task to reach its wait.
-    for _ in range(20):
-        await anyio.lowlevel.checkpoint()
+    # Every started task has reached its wait.
+    await anyio.wait_all_tasks_blocked()
 
 
 async def test_fifo_bound_and_cancelled_waiter() -> None:

@@ -18,6 +18,7 @@ import trio
 
 from cli_process import cli_process, free_port
 from genesis_trio import Backoff, Event, Inbound
+from ops_scrape import ready_with_heartbeats, wait_for_status
 from real_switch import RealSwitch, start_freeswitch_again, stop_freeswitch
 
 pytestmark = pytest.mark.trio
@@ -113,19 +114,14 @@ async def restarted(event: Event) -> None:
 """
 
 
-async def ready_with_heartbeats(http: httpx.AsyncClient, switch: RealSwitch) -> None:
-    """Poll /ready as a probe does, firing HEARTBEATs so it need not wait 20 s for one."""
-    with trio.fail_after(90):
-        async with switch.inbound() as control:
-            while (await http.get("/ready")).status_code != 200:
-                await control.sendevent("HEARTBEAT")
-                await trio.sleep(0.2)  # the probe's period
+async def heartbeats_until_ready(http: httpx.AsyncClient, switch: RealSwitch) -> None:
+    """Probe /ready, sending a HEARTBEAT before each look so it need not wait 20 s for one."""
+    async with switch.inbound() as control:
 
+        async def heartbeat() -> None:
+            await control.sendevent("HEARTBEAT")
 
-async def wait_for_status(http: httpx.AsyncClient, path: str, status: int) -> None:
-    with trio.fail_after(90):
-        while (await http.get(path)).status_code != status:  # noqa: ASYNC110
-            await trio.sleep(0.2)  # the probe's period
+        await ready_with_heartbeats(http, heartbeat, within=90)
 
 
 async def fire(switch: RealSwitch, n: str) -> None:
@@ -159,17 +155,17 @@ async def test_consumer_readiness_across_a_switch_restart(
         ) as cli,  # fmt: skip
     ):
         await cli.wait_for_line("ops endpoints on")
-        await ready_with_heartbeats(http, switch)
+        await heartbeats_until_ready(http, switch)
         await fire(switch, "1")
         await cli.wait_for_line("got 1", stream="stdout")
 
         stop_freeswitch(switch)  # by its PID
-        await wait_for_status(http, "/ready", 503)
+        await wait_for_status(http, "/ready", 503, within=90)
         assert (await http.get("/health")).status_code == 200
         await cli.wait_for_line("lost the connection")
 
         switch = start_freeswitch_again(switch)  # same ports
-        await ready_with_heartbeats(http, switch)
+        await heartbeats_until_ready(http, switch)
         await cli.wait_for_line("reconnected to")
         # Subscribed again: a handler gets the restarted switch's event.
         await fire(switch, "2")

@@ -88,6 +88,25 @@ async def test_commands_received_hide_passwords(fake: FakeFreeSWITCH) -> None:
     assert fake.commands_received == ["auth ******", "api echo hi", "userauth ******"]
 
 
+async def test_wait_for_command_returns_one_received_or_waits_for_it(
+    fake: FakeFreeSWITCH,
+) -> None:
+    found: list[str] = []
+
+    async def wait_for_status() -> None:
+        found.append(await fake.wait_for_command("api status"))
+
+    with anyio.fail_after(10):
+        async with connect(fake) as client, anyio.create_task_group() as tasks:
+            assert await fake.wait_for_command("auth") == "auth ******"
+            tasks.start_soon(wait_for_status)
+            await client.api("echo hi")
+            await anyio.wait_all_tasks_blocked()
+            assert found == []
+            await client.api("status")
+    assert found == ["api status"]
+
+
 async def test_registered_apis_script_any_command(fake: FakeFreeSWITCH) -> None:
     calls: list[str] = []
 

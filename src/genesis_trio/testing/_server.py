@@ -257,6 +257,20 @@ class FakeFreeSWITCH(Switch):
         """The first line of every command from every connection (passwords masked)."""
         return list(self._commands)
 
+    async def wait_for_command(self, prefix: str) -> str:
+        """The first command line received that starts with ``prefix`` (at once if one has).
+
+        For a client in another process, whose progress the test cannot await directly.
+        """
+        checked = 0
+        while True:
+            changed = self._commands_changed
+            for line in self._commands[checked:]:
+                if line.startswith(prefix):
+                    return line
+            checked = len(self._commands)
+            await changed.wait()
+
     # ---------------------------------------------------------------- api
 
     async def api(self, command: str) -> str:

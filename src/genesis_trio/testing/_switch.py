@@ -128,6 +128,7 @@ class Switch(ABC):
         self._channels: dict[str, FakeChannel] = {}
         self._history: list[FakeChannel] = []
         self._commands: list[str] = []
+        self._commands_changed = anyio.Event()
         self._messages: list[tuple[str, dict[str, str]]] = []
         self._task_group: anyio.abc.TaskGroup | None = None
         self._connections_changed = anyio.Event()
@@ -381,3 +382,5 @@ class Switch(ABC):
         if verb in ("auth", "userauth"):
             line = f"{line.partition(' ')[0]} ******"
         self._commands.append(line)
+        self._commands_changed.set()
+        self._commands_changed = anyio.Event()
