@@ -9,6 +9,7 @@ late reply instead of stealing the next command's.
 from __future__ import annotations
 
 import math
+import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from .._exceptions import CommandStage, ConnectionLost
 from .._util import describe_error
 from ..protocol import ApiResponse, CommandReply
 
-__all__ = ["Outbox", "QueuedCommand", "Reply", "check_not_cancelled"]
+__all__ = ["Outbox", "QueuedCommand", "Reply", "check_not_cancelled", "direct_socket"]
 
 Reply = CommandReply | ApiResponse
 
@@ -66,6 +67,7 @@ class Outbox:
         on_broken: Callable[[BaseException], None],
     ) -> None:
         self._stream = stream
+        self._socket = direct_socket(stream)
         self._write_timeout = write_timeout
         self._on_broken = on_broken
         self._queue: list[_Outgoing] = []
@@ -197,6 +199,25 @@ class Outbox:
                 outgoing.pending.written = True
                 label = outgoing.pending.label
         try:
+            if self._socket is not None:
+                # Nobody else writes (we hold _writing) and the stream keeps no buffer
+                # of its own, so bytes handed to the socket here keep their order. Most
+                # commands fit in the kernel's buffer at once: no cancel scope, no trip
+                # through the scheduler. What does not fit goes the ordinary way below.
+                try:
+                    sent = self._socket.send(data)
+                except OSError:
+                    # BlockingIOError: nothing fit. Any other error: the stream's own
+                    # send below meets it again and reports it as it always does.
+                    sent = 0
+                if sent == len(data):
+                    if len(self._pending) > 1:
+                        # Other commands are in flight: let their callers run before
+                        # the next write, so what they queue goes out in one batch.
+                        await anyio.lowlevel.cancel_shielded_checkpoint()
+                    return
+                if sent:
+                    data = data[sent:]
             with anyio.move_on_after(
                 math.inf if self._write_timeout is None else self._write_timeout
             ) as scope:
@@ -224,6 +245,22 @@ class Outbox:
         if done is not None:
             self._write_done = None
             done.set()
+
+
+def direct_socket(stream: anyio.abc.ByteSendStream) -> socket.socket | None:
+    """The socket under ``stream`` when writing to it directly is the same as ``stream.send``.
+
+    Only anyio's trio socket streams qualify: their ``send`` hands the bytes straight
+    to the non-blocking socket and keeps nothing back. Not asyncio's (its transport
+    may still hold bytes of an earlier write) and not a wrapper such as TLS (it
+    reports its transport's socket, but its bytes must be encrypted first).
+    """
+    if not isinstance(stream, anyio.abc.SocketStream):
+        return None
+    if type(stream).__module__ != "anyio._backends._trio":
+        return None
+    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+    return raw if isinstance(raw, socket.socket) else None
 
 
 async def check_not_cancelled() -> None:
