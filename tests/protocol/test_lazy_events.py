@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,12 +11,14 @@ from hypothesis import strategies as st
 from genesis_trio.protocol import (
     CONNECTION_CLOSED,
     NEED_DATA,
+    CommandReply,
     ESLParser,
     Event,
     EventFormat,
     RemoteProtocolError,
     encode_event_frame,
 )
+from genesis_trio.protocol._codec import url_encode
 
 from ._captures import capture_bytes
 
@@ -98,3 +102,81 @@ def test_a_malformed_lazy_event_raises_when_read() -> None:
         _ = event.headers
     with pytest.raises(RemoteProtocolError):
         list(_events(frame, lazy=False))
+
+
+# --- the outbound connect reply: its header block is the channel data ---------------
+
+
+def _only_message(data: bytes, *, lazy: bool) -> object:
+    parser = ESLParser(lazy_events=lazy)
+    parser.receive_data(data)
+    message = parser.next_event()
+    assert parser.next_event() is NEED_DATA
+    return message
+
+
+def _assert_connect_replies_agree(data: bytes, names: list[str]) -> None:
+    eager = _only_message(data, lazy=False)
+    lazy = _only_message(data, lazy=True)
+    assert isinstance(eager, CommandReply)
+    assert isinstance(lazy, CommandReply)
+    assert eager.event is not None
+    assert lazy.event is not None
+    # Single headers first (read from the undecoded bytes), then everything.
+    assert lazy.reply_text == eager.reply_text
+    assert lazy.ok == eager.ok
+    assert lazy.job_uuid == eager.job_uuid
+    for name in [*names, *PROBES]:
+        assert lazy.event.get(name) == eager.event.get(name), name
+    assert lazy.event == eager.event
+    assert lazy.headers == eager.headers
+    for name in names:
+        assert lazy.headers.get_all(name) == eager.headers.get_all(name), name
+    assert lazy == eager
+    assert repr(lazy) == repr(eager)
+
+
+def test_a_connect_reply_read_lazily_matches_the_full_decode() -> None:
+    data = capture_bytes("outbound_session_plain")
+    frame = data[: data.index(b"\n\n") + 2]
+    eager = _only_message(frame, lazy=False)
+    assert isinstance(eager, CommandReply)
+    assert eager.event is not None
+    _assert_connect_replies_agree(frame, list(eager.headers))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    headers=st.lists(
+        st.tuples(
+            st.sampled_from(["Unique-ID", "Reply-Text", "variable_x", "Job-UUID"])
+            | st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,12}", fullmatch=True),
+            st.text(max_size=30).map(url_encode) | st.from_regex(r"[^\n]{0,20}", fullmatch=True),
+        ),
+        max_size=12,
+    ),
+)
+def test_lazy_and_eager_connect_replies_agree(headers: list[tuple[str, str]]) -> None:
+    """Any channel data, URL-encoded or not (stray ``%``, repeated names, empty values)."""
+    pairs = [
+        ("Content-Type", "command/reply"),
+        ("Event-Name", "CHANNEL_DATA"),
+        *((name, value) for name, value in headers if name != "Content-Length"),
+    ]
+    block = "".join(f"{name}: {value}\n" for name, value in pairs)
+    _assert_connect_replies_agree(block.encode() + b"\n", [name for name, _ in pairs])
+
+
+def test_command_replies_stay_immutable_and_unhashable() -> None:
+    data = capture_bytes("outbound_session_plain")
+    reply = _only_message(data[: data.index(b"\n\n") + 2], lazy=True)
+    assert isinstance(reply, CommandReply)
+    with pytest.raises(AttributeError):
+        reply.event = None  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        hash(reply)
+    assert pickle.loads(pickle.dumps(reply)) == reply
+    match reply:
+        case CommandReply(headers, event):
+            assert headers is reply.headers
+            assert event is reply.event

@@ -338,6 +338,9 @@ class ESLConnection(Generic[_Observer]):
                     error = ConnectionLost(f"connection broke: {describe_error(exc)}")
                     break
                 parser.receive_data(data)
+                # The parser copied it: do not hold the chunk (up to receive_size) while
+                # waiting for the next one, which on a quiet call can be minutes.
+                data = b""
                 while True:
                     message = parser.next_event()
                     if message is NEED_DATA:

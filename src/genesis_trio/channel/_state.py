@@ -200,6 +200,20 @@ class ChannelStatus:
         meanwhile, so a snapshot only fills what no event has said yet.
         """
         if isinstance(headers, Event):
+            if not self.events_seen and not self._data:
+                # The first thing known of the channel: held as received, like its
+                # events, and merged into ``data`` only when someone reads that (an
+                # outbound session's ~100 variables are mostly never read).
+                self._unfolded.append(headers)
+                get = headers.get
+                self._apply_fields(
+                    get("Event-Name"),
+                    get("Channel-State"),
+                    get("Channel-Call-State"),
+                    get("Answer-State"),
+                    get,
+                )
+                return
             headers = headers.headers._first  # a plain dict: merged in C, not key by key
         if self.events_seen:
             for key, value in headers.items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 from typing import TypeVar, overload
 
 from ._events import EventFormat, decode_event_parts, encode_event_parts
@@ -245,16 +245,75 @@ class AuthRequest:
     """The ``auth/request`` greeting of an inbound connection."""
 
 
-@dataclass(frozen=True, slots=True)
 class CommandReply:
-    """A ``command/reply``. ``event`` holds the channel data of an outbound ``connect``."""
+    """A ``command/reply``. ``event`` holds the channel data of an outbound ``connect``.
 
-    headers: Headers
-    event: Event | None = None
+    Immutable, compared by value. The reply to an outbound ``connect`` carries
+    the call's ~100 channel variables in its header block: a connection's
+    parser leaves them undecoded in ``event`` (as it does every event), and
+    ``headers`` decodes them only when read.
+    """
+
+    __slots__ = ("_event", "_headers")
+    __match_args__ = ("headers", "event")
+
+    _headers: Headers | None
+    _event: Event | None
+
+    def __init__(self, headers: Headers, event: Event | None = None) -> None:
+        object.__setattr__(self, "_headers", headers)
+        object.__setattr__(self, "_event", event)
+
+    @classmethod
+    def _channel_data(cls, event: Event) -> CommandReply:
+        """A ``connect`` reply whose headers are ``event``'s, decoded when read."""
+        self = cls.__new__(cls)
+        object.__setattr__(self, "_headers", None)
+        object.__setattr__(self, "_event", event)
+        return self
+
+    @property
+    def headers(self) -> Headers:
+        headers = self._headers
+        if headers is None:
+            assert self._event is not None
+            return self._event.headers
+        return headers
+
+    @property
+    def event(self) -> Event | None:
+        return self._event
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CommandReply:
+            return NotImplemented
+        return self.headers == other.headers and self.event == other.event
+
+    __hash__ = None  # type: ignore[assignment]  # as before: Headers is unhashable
+
+    def __repr__(self) -> str:
+        return f"CommandReply(headers={self.headers!r}, event={self.event!r})"
+
+    def __reduce__(self) -> tuple[type[CommandReply], tuple[Headers, Event | None]]:
+        return CommandReply, (self.headers, self.event)
+
+    def _get(self, name: str) -> str | None:
+        # A connect reply's single headers are read from its undecoded event.
+        headers = self._headers
+        if headers is None:
+            assert self._event is not None
+            return self._event.get(name)
+        return headers.get(name)
 
     @property
     def reply_text(self) -> str:
-        return self.headers.get("Reply-Text", "").rstrip("\n")
+        return (self._get("Reply-Text") or "").rstrip("\n")
 
     @property
     def ok(self) -> bool:
@@ -262,7 +321,7 @@ class CommandReply:
 
     @property
     def job_uuid(self) -> str | None:
-        return self.headers.get("Job-UUID")
+        return self._get("Job-UUID")
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,11 +120,14 @@ class ESLParser:
                 # Resume one byte early: the "\n\n" may straddle two reads.
                 self._scan_from = max(size - 1, 0)
                 return self._at_end()
-            headers = parse_header_lines(buffer[:end].decode("utf-8", "replace"), decode=False)
+            text = buffer[:end].decode("utf-8", "replace")
+            headers = parse_header_lines(text, decode=False)
             del buffer[: end + 2]
             self._scan_from = 0
             length_text = headers.get("Content-Length")
             if length_text is None:
+                if self._lazy and "Event-Name" in headers:
+                    return _classify_channel_data(headers, text)
                 return _classify(headers, None, self._lazy)
             length = header_int(length_text)
             if length is None:
@@ -205,6 +208,18 @@ def _url_decoded(headers: Headers) -> Headers:
 
 
 _SEPARATOR = "\x00"
+
+
+def _classify_channel_data(headers: Headers, text: str) -> Message:
+    """A frame whose header block is an event's (an outbound ``connect`` reply), lazily.
+
+    Its ~100 channel variables stay undecoded, as every event a connection
+    reads does: a session reads a handful of them, and holds them for the
+    whole call.
+    """
+    if headers.get("Content-Type") != "command/reply":
+        return _classify(headers, None, True)
+    return CommandReply._channel_data(Event._lazy(text.encode(), "plain"))
 
 
 def _classify(headers: Headers, body: bytes | None, lazy: bool = False) -> Message:
