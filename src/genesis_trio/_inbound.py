@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -105,7 +104,6 @@ class Inbound(ESLClient):
         )
         #: How many times the connection was re-established since entering.
         self.reconnects = 0
-        self._random = random.Random()
         self._exit_stack: AsyncExitStack | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         # Set while a connection is up and has what was asked of the switch again.
@@ -115,7 +113,8 @@ class Inbound(ESLClient):
         self._lasting_routes: Routes | None = None
         self._lasting_pool: HandlerPool | None = None
         # Weak: a closed subscription leaves the routes, and then this set, by itself.
-        self._gap_subscriptions: weakref.WeakSet[Subscription[Any]] = weakref.WeakSet()
+        # Made on first use: most clients never ask for gaps (a WeakSet is ~700 bytes).
+        self._gap_subscriptions: weakref.WeakSet[Subscription[Any]] | None = None
 
     def __repr__(self) -> str:
         # The password stays out of reprs, logs and tracebacks.
@@ -156,7 +155,7 @@ class Inbound(ESLClient):
         Without ``reconnect`` it yields nothing and ends when the client is left.
         """
         subscription: Subscription[ConnectionGap] = Subscription()
-        self._gap_subscriptions.add(subscription)
+        self._gap_subscribers().add(subscription)
         if self._task_group is None:
             subscription.end()
         try:
@@ -316,7 +315,7 @@ class Inbound(ESLClient):
             )
             attempts = 0
             while True:
-                delay = backoff.delay(attempt, self._random)
+                delay = backoff.delay(attempt)  # jitter from the module's shared generator
                 attempt += 1
                 attempts += 1
                 logger.info(
@@ -352,11 +351,16 @@ class Inbound(ESLClient):
                 attempts,
             )
             gap = ConnectionGap(reason, lost_at, restored_at, attempts)
-            for subscription in list(self._gap_subscriptions):
+            for subscription in list(self._gap_subscriptions or ()):
                 subscription.deliver(gap)
             self._ready.set()
 
     # --- what outlives one connection -------------------------------------------------
+    def _gap_subscribers(self) -> weakref.WeakSet[Subscription[Any]]:
+        if self._gap_subscriptions is None:
+            self._gap_subscriptions = weakref.WeakSet()
+        return self._gap_subscriptions
+
     def _open_subscription(
         self,
         keys: list[str],
@@ -380,7 +384,7 @@ class Inbound(ESLClient):
         subscription = routes.subscribe(
             keys, uuid=uuid, matches=matches, max_buffer=max_buffer, overflow=overflow
         )
-        self._gap_subscriptions.add(subscription)
+        self._gap_subscribers().add(subscription)
         return subscription
 
     def _register_handler(
@@ -461,9 +465,9 @@ class Inbound(ESLClient):
     def _end_lasting(self) -> None:
         routes, self._lasting_routes = self._lasting_routes, None
         pool, self._lasting_pool = self._lasting_pool, None
-        for subscription in list(self._gap_subscriptions):
+        for subscription in list(self._gap_subscriptions or ()):
             subscription.end()
-        self._gap_subscriptions.clear()
+        self._gap_subscriptions = None
         if pool is not None:
             pool.close()
         if routes is not None:
