@@ -17,19 +17,20 @@ key prefix (``unique_prefix()``) rather than flushing the shared server.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import pytest
+
+from waiting import OutputLines
 
 __all__ = [
     "PrivateRedisServer",
@@ -64,22 +65,16 @@ def _free_port() -> int:
 
 
 def _wait_until_ready(process: subprocess.Popen[str]) -> bool:
-    """Read the server's log until it says it is ready, or it exits, or time runs out."""
-    ready = threading.Event()
+    """Read the server's log until it says it is ready, or it exits, or time runs out.
+
+    A server that cannot bind exits at once: its log ends, and this returns False then.
+    """
     assert process.stdout is not None
-    stdout = process.stdout
-
-    def read_log() -> None:
-        for line in stdout:
-            if _READY_LINE in line:
-                ready.set()
-                break
-        # Keep draining so a chatty server never blocks on a full pipe.
-        for _ in stdout:
-            pass
-
-    threading.Thread(target=read_log, daemon=True).start()
-    return ready.wait(_START_TIMEOUT) and process.poll() is None
+    # Read (and drained) to the end on a thread, so a chatty server never blocks on a pipe.
+    log = OutputLines(process.stdout)
+    return log.wait_for(re.escape(_READY_LINE), _START_TIMEOUT) is not None and (
+        process.poll() is None
+    )
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
@@ -169,8 +164,11 @@ class PrivateRedisServer:
     def start(self) -> None:
         """Start it: on a free port the first time, on the same port after that."""
         assert self._process is None, "already running"
-        attempts = _PORT_ATTEMPTS if self.port == 0 else 50
-        for _ in range(attempts):
+        # A fresh port may be taken between the probe and the bind: try another. The old
+        # one is free again as soon as the killed server was reaped (kill() waits for that);
+        # it stays ours to reuse unless another process grabbed it meanwhile, which no retry
+        # would fix.
+        for _ in range(_PORT_ATTEMPTS if self.port == 0 else 1):
             port = self.port or _free_port()
             process = subprocess.Popen(
                 self._command(port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -179,8 +177,6 @@ class PrivateRedisServer:
                 self.port, self._process = port, process
                 return
             _stop(process)
-            # A fresh port was taken meanwhile, or the old one is not free yet.
-            time.sleep(0.1)
         raise RuntimeError(f"redis-server did not start on port {self.port or 'any'}")
 
     def kill(self) -> None:

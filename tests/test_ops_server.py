@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 import trio
+import trio.testing
 
 from cli_process import free_port
 from genesis_trio import Consumer, Event, Inbound, OpsServer, filtrate
@@ -61,8 +62,9 @@ async def test_readiness_keeps_a_consumers_switch_side_filters() -> None:
         assert ("Caller-Destination-Number", "1000") in filters
         assert ("Event-Name", "HEARTBEAT") in filters
         assert not ops.ready  # subscribed, but no event yet
+        fake.fire(fake.build_event("HEARTBEAT"))
+        # The HEARTBEAT's handler runs in the consumer's tasks: done once they are all idle.
         with trio.fail_after(60):
             while not ops.ready:
-                fake.fire(fake.build_event("HEARTBEAT"))
-                await trio.sleep(0.05)
+                await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()

@@ -23,7 +23,14 @@ from typing import IO
 
 import trio
 
-__all__ = ["OutputLines", "stop_pid", "terminate", "wait_for_exit", "wait_until"]
+__all__ = [
+    "OutputLines",
+    "output_lines",
+    "stop_pid",
+    "terminate",
+    "wait_for_exit",
+    "wait_until",
+]
 
 
 async def wait_until(
@@ -127,6 +134,13 @@ class OutputLines:
         """All the text, once the stream has closed (the child exited)."""
         self._thread.join(timeout)
         return self.text
+
+
+def output_lines(process: subprocess.Popen[str]) -> tuple[OutputLines, OutputLines]:
+    """Read a child's stdout and stderr (both ``PIPE``, text) line by line from now on."""
+    assert process.stdout is not None
+    assert process.stderr is not None
+    return OutputLines(process.stdout), OutputLines(process.stderr)
 
 
 def terminate(process: subprocess.Popen[str], timeout: float) -> None:

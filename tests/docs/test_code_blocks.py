@@ -20,12 +20,14 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from waiting import OutputLines, output_lines, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -115,48 +117,60 @@ def run_until(path: Path, expected: str, *, cwd: Path) -> str:
         [sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=cwd,
     )  # fmt: skip
-    seen = ""
-    deadline = time.monotonic() + TIMEOUT
+    out, errors = output_lines(process)
     try:
-        assert process.stdout is not None
-        while expected not in seen and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            seen += line
+        found = out.wait_for(re.escape(expected), TIMEOUT)
     finally:
-        process.terminate()
-        _, errors = process.communicate(timeout=TIMEOUT)
-    assert expected in seen, f"{seen}\n{errors[-3000:]}"
-    return seen
+        terminate(process, TIMEOUT)
+    assert found, f"{out.join(TIMEOUT)}\n{errors.join(TIMEOUT)[-3000:]}"
+    return out.join(TIMEOUT)
+
+
+# The block runs unchanged, as ``__main__`` from its own directory; the launcher only turns
+# on the library's INFO log, whose "outbound server listening on" line says it takes calls.
+_WITH_LIBRARY_LOG = """\
+import logging, os, runpy, sys
+log = logging.getLogger("genesis_trio")
+log.addHandler(logging.StreamHandler(sys.stderr))
+log.setLevel(logging.INFO)
+path = sys.argv.pop(1)
+sys.path[0] = os.path.dirname(os.path.abspath(path))
+runpy.run_path(path, run_name="__main__")
+"""
+OUTBOUND_LISTENING = r"outbound server listening on \S+:(\d+)"
+
+
+@contextmanager
+def outbound_app(path: Path, *, cwd: Path | None = None) -> Iterator[tuple[OutputLines, ...]]:
+    """Run an Outbound app script until the block ends; yields once it listens.
+
+    Yields its (stdout, stderr) lines; its port comes from the script itself.
+    """
+    app = subprocess.Popen(
+        [sys.executable, "-c", _WITH_LIBRARY_LOG, str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+    )  # fmt: skip
+    out, errors = output_lines(app)
+    try:
+        listening = errors.wait_for(OUTBOUND_LISTENING, TIMEOUT)
+        assert listening, f"the outbound app never listened:\n{errors.text[-3000:]}"
+        yield out, errors
+    finally:
+        terminate(app, TIMEOUT)
+        out.join(TIMEOUT)
+        errors.join(TIMEOUT)
 
 
 def serve_and_call(path: Path, app_port: int, *, cwd: Path) -> str:
-    app = subprocess.Popen(
-        [sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=cwd,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:  # until the app listens
-            try:
-                socket.create_connection(("127.0.0.1", app_port), timeout=1).close()
-                break
-            except OSError:
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() < deadline, "the outbound app never listened"
-                time.sleep(0.1)
+    with outbound_app(path, cwd=cwd) as (out, errors):
         call = subprocess.run(
             [*FAKE_SWITCH, "--port", "0", "--call-socket", f"127.0.0.1:{app_port}",
              "--dtmf", "9000=1", "--dtmf-after", "0.5"],
             capture_output=True, text=True, timeout=TIMEOUT, check=False,
         )  # fmt: skip
-    finally:
-        app.terminate()
-        out, errors = app.communicate(timeout=TIMEOUT)
-    assert call.returncode == 0, f"{call.stdout}\n{errors[-3000:]}"
-    assert "Traceback" not in errors, errors[-3000:]
-    return call.stdout + out
+    assert call.returncode == 0, f"{call.stdout}\n{errors.text[-3000:]}"
+    assert "Traceback" not in errors.text, errors.text[-3000:]
+    return call.stdout + out.text
 
 
 @pytest.fixture(scope="module")

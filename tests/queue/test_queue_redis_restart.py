@@ -80,6 +80,8 @@ async def _waiter(
         bound.enter()
         try:
             served.append(number)
+            # The body's work (not synchronisation): it holds the slot a moment, so that a
+            # slot granted twice would show as two bodies inside at once.
             await trio.sleep(0.05)
         finally:
             bound.leave()
@@ -114,7 +116,8 @@ async def _restart_with_holders_and_waiters(
             if release_holders:
                 # With the data kept, the holders hold on for longer than a
                 # lease (renewing across the restart), and nobody is served
-                # until they let go.
+                # until they let go. Real time passing is the point here (a lease runs out on
+                # Redis's clock), not a wait for something to happen: nothing must happen.
                 await trio.sleep(lease_ttl + 1)
                 assert served == []
                 assert await Queue(holders_backend).in_use("support") == MAX

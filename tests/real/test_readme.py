@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from docs.test_code_blocks import ROOT, free_port, python_blocks, with_ports
+from docs.test_code_blocks import ROOT, free_port, outbound_app, python_blocks, with_ports
 from real_switch import RealSwitch
 
 BLOCKS = {block.directive.split()[0]: block for block in python_blocks(ROOT / "README.md")}
@@ -45,26 +45,8 @@ def test_the_outbound_quickstart_answers_a_call(freeswitch: RealSwitch, tmp_path
     port = free_port()
     script = tmp_path / "outbound.py"
     script.write_text(with_ports(BLOCKS["outbound-app"].code, freeswitch.port, port))
-    app = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        trio.run(wait_listening, port)
+    with outbound_app(script) as (out, errors):
         trio.run(call_with_a_digit, freeswitch, port)
-        line = app.stdout.readline() if app.stdout else ""
-    finally:
-        app.terminate()
-        _, errors = app.communicate(timeout=DEADLINE)
-    assert "caller pressed 1" in line, errors[-3000:]
-
-
-async def wait_listening(port: int) -> None:
-    with trio.fail_after(DEADLINE):
-        while True:
-            try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.05)  # the app is still starting: poll its port
-            else:
-                await stream.aclose()
-                return
+        said = out.wait_for("caller pressed", DEADLINE)
+    assert said, errors.text[-3000:]
+    assert "caller pressed 1" in said.string, errors.text[-3000:]

@@ -16,6 +16,7 @@ from genesis_trio import (
     ChannelHangup,
     ChannelState,
     Event,
+    InMemoryBackend,
     InMemoryLoadBalancer,
     Queue,
     QueueTimeoutError,
@@ -30,6 +31,57 @@ DEADLINE = 30
 RINGS = "loopback/9004/default"
 BUSY = "loopback/9005/default"
 ANSWERS = "loopback/9002/default"
+
+
+class WatchedBalancer(InMemoryLoadBalancer):
+    """In-memory counts that say when they change: the test awaits a count, never polls it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._changed = trio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def increment(self, key: str) -> int:
+        count = await super().increment(key)
+        self._notify()
+        return count
+
+    async def decrement(self, key: str) -> int:
+        count = await super().decrement(key)
+        self._notify()
+        return count
+
+    async def wait_count(self, key: str, count: int) -> None:
+        while True:
+            changed = self._changed
+            if await self.count(key) == count:
+                return
+            await changed.wait()
+
+
+class WatchedLine(InMemoryBackend):
+    """The in-memory queue backend, saying when a caller has joined the line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._joined = trio.Event()
+
+    async def join(self, queue_id: str, ticket: str, max_concurrent: int) -> int:
+        depth = await super().join(queue_id, ticket, max_concurrent)
+        self._joined.set()
+        self._joined = trio.Event()
+        return depth
+
+    async def wait_depth(self, queue_id: str, depth: int) -> None:
+        """Until at least ``depth`` callers wait in line (a join is what makes it grow)."""
+        while True:
+            joined = self._joined
+            if await self.depth(queue_id) >= depth:
+                return
+            await joined.wait()
 
 
 async def _hangup_cause(watch: CallWatch, uuid_: str) -> str | None:
@@ -119,7 +171,7 @@ def _named(name: str) -> Callable[[Event], bool]:
 async def test_balancing_rings_the_least_loaded_first_and_counts_the_call(
     freeswitch: RealSwitch,
 ) -> None:
-    balancer = InMemoryLoadBalancer()
+    balancer = WatchedBalancer()
     await balancer.increment(RINGS)  # someone else's call keeps 9004 busier
     async with watch_calls(freeswitch) as watch, freeswitch.inbound() as client:
         with trio.fail_after(DEADLINE):
@@ -138,8 +190,7 @@ async def test_balancing_rings_the_least_loaded_first_and_counts_the_call(
             await watch.assert_all_gone(2)
             # The answered call is counted until it hangs up.
             with trio.fail_after(DEADLINE):
-                while await balancer.count(ANSWERS):  # noqa: ASYNC110 - no event for this
-                    await trio.sleep(0.05)
+                await balancer.wait_count(ANSWERS, 0)
             assert await balancer.count(RINGS) == 1
 
 
@@ -161,7 +212,8 @@ async def test_nobody_answers_returns_none_and_leaves_no_leg(
 async def test_queue_gives_one_agent_to_one_caller_at_a_time(freeswitch: RealSwitch) -> None:
     """Two callers, one agent slot: the second caller is bridged only after the first call
     ended, and a third that will not wait long gives up with QueueTimeoutError."""
-    queue = Queue()
+    line = WatchedLine()
+    queue = Queue(line)
     queue_id = "agents"
     bridged: list[tuple[str, str]] = []
     async with watch_calls(freeswitch) as watch, freeswitch.inbound() as client:
@@ -193,8 +245,7 @@ async def test_queue_gives_one_agent_to_one_caller_at_a_time(freeswitch: RealSwi
                 nursery.start_soon(caller, False)
                 await holding.wait()
                 # The second caller is in line; a third will not wait.
-                while await queue.depth(queue_id) < 1:  # noqa: ASYNC110 - no event for this
-                    await trio.sleep(0.01)
+                await line.wait_depth(queue_id, 1)
                 with pytest.raises(QueueTimeoutError):
                     async with queue.slot(queue_id, max_concurrent=1, timeout=0.2):
                         pass
@@ -237,7 +288,8 @@ async def test_a_ring_group_answered_leg_can_be_bridged_to_a_caller(
 async def test_a_caller_hanging_up_in_line_leaves_the_queue(freeswitch: RealSwitch) -> None:
     """``slot(channel=...)``: a waiting caller who hangs up leaves the line at once with
     ChannelHangup; a holder who hangs up frees the slot (its block is cancelled)."""
-    queue = Queue()
+    line = WatchedLine()
+    queue = Queue(line)
     queue_id = "hang-ups"
     async with watch_calls(freeswitch) as watch, freeswitch.inbound() as client:
         with trio.fail_after(DEADLINE):
@@ -269,8 +321,7 @@ async def test_a_caller_hanging_up_in_line_leaves_the_queue(freeswitch: RealSwit
                     nursery.start_soon(hold)
                     await holding.wait()
                     nursery.start_soon(wait_in_line)
-                    while await queue.depth(queue_id) < 1:  # noqa: ASYNC110 - no event for this
-                        await trio.sleep(0.01)
+                    await line.wait_depth(queue_id, 1)
                     # The caller in line hangs up: on the switch, not through our client.
                     await watch.client.api(f"uuid_kill {waiter.uuid} NORMAL_CLEARING")
                     await waiter_left.wait()
