@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from waiting import output_lines
+
 TUTORIAL = Path(__file__).resolve().parents[1] / "examples" / "tutorial"
 CLIENT_STEPS = ["step1_connect", "step2_originate"]
 OUTBOUND_STEPS = {  # step -> the digits the caller presses, what it must print
@@ -42,15 +44,16 @@ def run_outbound_step(step: str, place_call: Callable[[int, str], None]) -> str:
         [sys.executable, str(TUTORIAL / f"{step}.py"), "--listen-port", str(port), "--calls", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    lines, error_lines = output_lines(app)
     try:
-        assert app.stdout is not None
-        assert "outbound server on" in app.stdout.readline()
+        assert lines.wait_for("outbound server on", TIMEOUT), error_lines.text[-3000:]
         place_call(port, digits)
-        out, errors = app.communicate(timeout=TIMEOUT)
+        app.wait(TIMEOUT)
     finally:
         if app.poll() is None:
             app.kill()
-            app.communicate()
+            app.wait(TIMEOUT)
+        out, errors = lines.join(TIMEOUT), error_lines.join(TIMEOUT)
     assert app.returncode == 0, errors[-3000:]
     assert "Traceback" not in errors, errors[-3000:]
     assert expected in out, out

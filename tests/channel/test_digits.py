@@ -1,4 +1,8 @@
-"""DTMF: play_and_get_digits, on_dtmf handlers and send_dtmf, over both connections."""
+"""DTMF: play_and_get_digits, on_dtmf handlers and send_dtmf, over both connections.
+
+The sleeps here are points in a scripted timeline on trio's MockClock (``autojump_clock``):
+virtual seconds, skipped as soon as every task waits; nothing waits for real time to pass.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""playback and execute: every outcome, over an outbound Session and over Inbound."""
+"""playback and execute: every outcome, over an outbound Session and over Inbound.
+
+The sleeps here are points in a scripted timeline on trio's MockClock (``autojump_clock``):
+virtual seconds, skipped as soon as every task waits; nothing waits for real time to pass.
+"""
 
 from __future__ import annotations
 

@@ -219,7 +219,7 @@ async def test_cancelled_after_the_answer_hangs_the_winner_up_and_lets_go_of_its
 ) -> None:
     class SlowToCount(InMemoryLoadBalancer):
         async def increment(self, key: str) -> int:
-            if await self.count(key):  # the answered call's holder: takes a second
+            if await self.count(key):  # the answered call's holder: a (virtual) second
                 await trio.sleep(1)
             return await super().increment(key)
 

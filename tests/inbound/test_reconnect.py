@@ -1,4 +1,8 @@
-"""A reconnecting Inbound and the liveness watchdog, against the fake switch."""
+"""A reconnecting Inbound and the liveness watchdog, against the fake switch.
+
+The sleeps here are points in a scripted timeline on trio's MockClock (``autojump_clock``):
+virtual seconds, skipped as soon as every task waits; nothing waits for real time to pass.
+"""
 
 from __future__ import annotations
 

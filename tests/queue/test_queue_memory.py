@@ -1,4 +1,8 @@
-"""Queue on the in-memory backend: FIFO turns, the bound, timeouts, cancellation, spans."""
+"""Queue on the in-memory backend: FIFO turns, the bound, timeouts, cancellation, spans.
+
+The sleeps here are points in a scripted timeline on trio's MockClock (``autojump_clock``):
+virtual seconds, skipped as soon as every task waits; nothing waits for real time to pass.
+"""
 
 from __future__ import annotations
 
