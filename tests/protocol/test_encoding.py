@@ -251,3 +251,12 @@ def test_application_words_decode_exactly_or_are_refused(value: str) -> None:
     arg = f"1 {word} 2"
     assert not fs.triggers_expansion(arg) or "\\s" in word
     assert fs.separate_string(arg, " ", 11) == ["1", value, "2"]
+
+
+@settings(max_examples=500)
+@given(value=HOSTILE, specials=st.sampled_from(["", "'", "',", "'\"", ",|"]))
+def test_escape_skips_its_loop_only_when_the_loop_would_change_nothing(
+    value: str, specials: str
+) -> None:
+    # The fast path (nothing to escape: the value itself) against the per-character loop.
+    assert enc._escape(value, specials) == enc._escape_each(value, specials)

@@ -77,8 +77,18 @@ def _stored_value(value: str, what: str) -> str:
     return value
 
 
+# What _escape always rewrites; most values (uuids, dial paths, names) hold none of it.
+_ALWAYS_ESCAPED = frozenset(ESCAPE + " \n\r\t")
+
+
 def _escape(value: str, specials: str) -> str:
     """Backslash-escape ``specials`` (the backslash itself always)."""
+    if _ALWAYS_ESCAPED.isdisjoint(value) and (not specials or set(specials).isdisjoint(value)):
+        return value  # nothing to escape: skip the per-character loop
+    return _escape_each(value, specials)
+
+
+def _escape_each(value: str, specials: str) -> str:
     out = []
     for char in value:
         if char == ESCAPE or char in specials:
