@@ -43,6 +43,7 @@ from ..protocol import commands as cmd
 from ._observer import ConnectionObserver
 from ._outbox import Outbox, QueuedCommand, Reply, check_not_cancelled
 from ._routes import ALL, PendingJob, Routes
+from ._socket import DirectReceiver, direct_socket
 
 if sys.version_info >= (3, 13):
     from typing import TypeVar
@@ -326,12 +327,17 @@ class ESLConnection(Generic[_Observer]):
         stream = self._stream
         dispatch = self._dispatch
         error: BaseException | None = None
+        sock = direct_socket(stream)
+        direct = DirectReceiver(sock, self._receive_size) if sock is not None else None
         try:
             # After a goodbye the reader keeps reading until the peer closes,
             # but delivers nothing more: everything pending has already failed.
             while True:
                 try:
-                    data = await stream.receive(self._receive_size)
+                    if direct is not None:
+                        data = await direct.receive()
+                    else:
+                        data = await stream.receive(self._receive_size)
                 except anyio.EndOfStream:
                     data = b""
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:

@@ -9,7 +9,6 @@ late reply instead of stealing the next command's.
 from __future__ import annotations
 
 import math
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,8 +19,9 @@ import anyio.lowlevel
 from .._exceptions import CommandStage, ConnectionLost
 from .._util import describe_error
 from ..protocol import ApiResponse, CommandReply
+from ._socket import direct_socket
 
-__all__ = ["Outbox", "QueuedCommand", "Reply", "check_not_cancelled", "direct_socket"]
+__all__ = ["Outbox", "QueuedCommand", "Reply", "check_not_cancelled"]
 
 Reply = CommandReply | ApiResponse
 
@@ -246,22 +246,6 @@ class Outbox:
         if done is not None:
             self._write_done = None
             done.set()
-
-
-def direct_socket(stream: anyio.abc.ByteSendStream) -> socket.socket | None:
-    """The socket under ``stream`` when writing to it directly is the same as ``stream.send``.
-
-    Only anyio's trio socket streams qualify: their ``send`` hands the bytes straight
-    to the non-blocking socket and keeps nothing back. Not asyncio's (its transport
-    may still hold bytes of an earlier write) and not a wrapper such as TLS (it
-    reports its transport's socket, but its bytes must be encrypted first).
-    """
-    if not isinstance(stream, anyio.abc.SocketStream):
-        return None
-    if type(stream).__module__ != "anyio._backends._trio":
-        return None
-    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-    return raw if isinstance(raw, socket.socket) else None
 
 
 async def check_not_cancelled() -> None:
