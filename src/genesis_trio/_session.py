@@ -35,6 +35,13 @@ def _myevents_command(event_format: EventFormat) -> bytes:
     return cmd.myevents(event_format=event_format)
 
 
+def _made_event(is_set: bool) -> anyio.Event:
+    event = anyio.Event()
+    if is_set:
+        event.set()
+    return event
+
+
 def _check_reply(reply: Reply, label: str) -> None:
     """What :meth:`ESLClient._send_checked` checks, for a reply that came in a pipeline."""
     if not isinstance(reply, CommandReply):
@@ -72,8 +79,10 @@ class Session(ESLClient):
         self._myevents = False
         self._exiting = False
         self.linger_seconds: int | None = None
-        self.lingering = anyio.Event()
-        self.disconnected = anyio.Event()
+        # The two notices' events, made when first asked for (most handlers never
+        # look): False until said, True once said with nobody asking yet.
+        self._lingering: anyio.Event | bool = False
+        self._disconnected: anyio.Event | bool = False
         self.linger_notice: DisconnectNotice | None = None
         self.disconnect_notice: DisconnectNotice | None = None
         connection.add_notice_listener(self._on_notice)
@@ -110,6 +119,28 @@ class Session(ESLClient):
         if self._channel is None:
             raise RuntimeError("the session is not connected yet: call connect() first")
         return self._channel
+
+    @property
+    def lingering(self) -> anyio.Event:
+        """Set when FreeSWITCH said the channel hung up and it lingers (``linger``)."""
+        event = self._lingering
+        if isinstance(event, bool):
+            event = self._lingering = _made_event(event)
+        return event
+
+    @property
+    def disconnected(self) -> anyio.Event:
+        """Set when the connection ended: FreeSWITCH's goodbye, or ours."""
+        event = self._disconnected
+        if isinstance(event, bool):
+            event = self._disconnected = _made_event(event)
+        return event
+
+    def _say_disconnected(self) -> None:
+        if isinstance(self._disconnected, bool):
+            self._disconnected = True
+        else:
+            self._disconnected.set()
 
     @property
     def myevents_enabled(self) -> bool:
@@ -313,13 +344,16 @@ class Session(ESLClient):
             self.linger_notice = notice
             if self._channel is not None:
                 self._channel._status.mark_gone()
-            self.lingering.set()
+            if isinstance(self._lingering, bool):
+                self._lingering = True
+            else:
+                self._lingering.set()
             return
         self.disconnect_notice = notice
         if not self._exiting and self._channel is not None:
             # Unasked-for goodbye on an outbound socket: the call is over.
             self._channel._status.mark_gone()
-        self.disconnected.set()
+        self._say_disconnected()
 
     async def aclose(self, *, grace: float = 2.0) -> None:
         """Leave the call: ``exit``, then close the socket (shielded, ``grace`` seconds)."""
@@ -329,6 +363,6 @@ class Session(ESLClient):
         except ConnectionLost:
             pass
         finally:
-            self.disconnected.set()
+            self._say_disconnected()
             if self._channel is not None:
                 self._channel._release()

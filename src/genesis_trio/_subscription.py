@@ -100,6 +100,22 @@ class Subscription(Generic[T]):
     the subscriber wakes when something arrives or the connection ends.
     """
 
+    # Many are alive at once (a channel taps its connection twice, for as long
+    # as the call lasts): no __dict__, and the buffer made on the first item.
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_closing_cleanly",
+        "_error",
+        "_items",
+        "_on_close",
+        "_waiter",
+        "dropped",
+        "matches",
+        "max_buffer",
+        "overflow",
+    )
+
     def __init__(
         self,
         matches: Callable[[T], bool] | None = None,
@@ -114,7 +130,8 @@ class Subscription(Generic[T]):
         self.max_buffer = max_buffer
         self.overflow = checked_overflow(overflow)
         self.dropped = 0
-        self._items: deque[T] = deque()
+        self._items: deque[T] | None = None
+        self._closing_cleanly = False
         self._waiter: anyio.Event | None = None
         self._error: BaseException | None = None
         self._closed = False
@@ -126,7 +143,9 @@ class Subscription(Generic[T]):
         if self._closed or self._error is not None:
             return
         items = self._items
-        if len(items) >= self.max_buffer:
+        if items is None:
+            items = self._items = deque()
+        elif len(items) >= self.max_buffer:
             if self.overflow is Overflow.DROP_OLDEST:
                 items.popleft()
                 self.dropped += 1
@@ -185,8 +204,9 @@ class Subscription(Generic[T]):
         """
         if self._closed:
             raise anyio.ClosedResourceError
-        if self._items:
-            return self._items.popleft()
+        items = self._items
+        if items:
+            return items.popleft()
         if self._error is not None:
             raise self._error
         return None
@@ -208,8 +228,6 @@ class Subscription(Generic[T]):
                 raise StopAsyncIteration from None
             raise
 
-    _closing_cleanly = False
-
     def end(self) -> None:
         """End iteration cleanly after the buffered items.
 
@@ -225,14 +243,15 @@ class Subscription(Generic[T]):
         if self._closed:
             return
         self._closed = True
-        self._items.clear()
+        self._items = None
         self._wake()
         if self._on_close is not None:
             self._on_close(self)
 
     @property
     def buffered(self) -> int:
-        return len(self._items)
+        items = self._items
+        return 0 if items is None else len(items)
 
     async def __aenter__(self) -> Subscription[T]:
         return self

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
+import anyio
 import pytest
 import trio
 import trio.testing
@@ -66,15 +67,21 @@ def held_per_session(
     return grown / SESSIONS
 
 
+def anyio_events() -> int:
+    return sum(isinstance(o, anyio.Event) for o in gc.get_objects())
+
+
 @asynccontextmanager
 async def live_sessions(
-    after_setup: bytes = b"",
+    after_setup: bytes = b"", counts: dict[str, int] | None = None
 ) -> AsyncIterator[tuple[tracemalloc.Snapshot, tracemalloc.Snapshot, list[Session]]]:
     """A first session alone (the baseline), then SESSIONS more, all waiting in the handler.
 
     ``after_setup`` is sent to each session once its setup replies went out,
-    in a write of its own.
+    in a write of its own. ``counts`` gets how many ``anyio.Event`` were alive
+    at the two snapshots ("first", "last").
     """
+    counts = {} if counts is None else counts
     reply = recorded_connect_reply()
     sessions: list[Session] = []
     baseline: list[tracemalloc.Snapshot] = []
@@ -124,12 +131,14 @@ async def live_sessions(
             await first_in.wait()
             await trio.testing.wait_all_tasks_blocked()
             gc.collect()
+            counts["first"] = anyio_events()
             baseline.append(tracemalloc.take_snapshot())
             for _ in range(SESSIONS):
                 peer.start_soon(call, address)
             await all_in.wait()
             await trio.testing.wait_all_tasks_blocked()
             gc.collect()
+            counts["last"] = anyio_events()
             last = tracemalloc.take_snapshot()
             try:
                 yield baseline[0], last, sessions
@@ -170,3 +179,28 @@ async def test_the_reader_does_not_hold_the_last_chunk_it_received() -> None:
         # Where trio's socket receives (the bytes recv returns are allocated there).
         held = held_per_session(first, last, ("*/trio/_socket.py",))
     assert held < 4_000, f"{held:.0f} bytes per session held since the last receive"
+
+
+async def test_a_channel_s_taps_hold_no_buffer() -> None:
+    """A session's channel taps its connection twice for the whole call; the taps
+    never buffer an event, so they make no buffer (a deque is ~750 bytes)."""
+    async with live_sessions() as (first, last, _):
+        held = held_per_session(first, last, ("*/genesis_trio/_subscription.py",))
+    assert held < 100, f"{held:.0f} bytes per session in subscriptions"
+
+
+async def test_a_waiting_session_makes_no_event_nobody_waits_for() -> None:
+    """``session.lingering`` / ``disconnected`` and the connection's ``auth_requested``
+    and reader-done events are made when first awaited (each ~300 bytes).
+
+    What is left per session: the connection's ``closed`` and the finish event
+    AnyIO keeps for each of the session's tasks (connection, reader scope, reader).
+    """
+    counts: dict[str, int] = {}
+    async with live_sessions(counts=counts) as (_, _, sessions):
+        session = sessions[-1]
+        assert not session.lingering.is_set()
+        assert not session.disconnected.is_set()
+    per_session = (counts["last"] - counts["first"]) / SESSIONS
+    assert per_session <= 5, f"{per_session} events per live session"
+    assert session.disconnected.is_set()

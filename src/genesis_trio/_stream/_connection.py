@@ -92,16 +92,26 @@ class ESLConnection(Generic[_Observer]):
         self._notice_listeners: list[Callable[[DisconnectNotice], None]] = []
         self._event_hooks: list[Callable[[Event], None]] = []
         self._task_group: anyio.abc.TaskGroup | None = None
-        self.auth_requested = anyio.Event()
+        # Made when first awaited (an outbound session never is): False until it
+        # happened, True once it happened with nobody waiting yet.
+        self._auth_requested: anyio.Event | bool = False
         self.closed = anyio.Event()
         self.lost_reason: BaseException | None = None
         # True once we said ``exit``: only then does the end count as clean.
         self._closing = False
-        self._reader_done = anyio.Event()
+        self._reader_done: anyio.Event | bool = False
         self._observer = observer
         if observer is not None:
             self._event_hooks.append(observer.event_received)
             observer.connection_opened(self)
+
+    @property
+    def auth_requested(self) -> anyio.Event:
+        """Set once FreeSWITCH asked an inbound connection to authenticate."""
+        event = self._auth_requested
+        if isinstance(event, bool):
+            event = self._auth_requested = _made_event(event)
+        return event
 
     @property
     def telemetry(self) -> _Observer | None:
@@ -140,7 +150,10 @@ class ESLConnection(Generic[_Observer]):
                 with anyio.move_on_after(grace):
                     try:
                         await self.send_command(cmd.exit(), "exit")
-                        await self._reader_done.wait()
+                        done = self._reader_done
+                        if isinstance(done, bool):
+                            done = self._reader_done = _made_event(done)
+                        await done.wait()
                     except ConnectionLost:
                         pass
             self._closing = True
@@ -361,7 +374,10 @@ class ESLConnection(Generic[_Observer]):
             error = ConnectionLost(f"protocol error from peer: {exc}")
             logger.error("ESL protocol error, closing the connection: %s", exc)
         finally:
-            self._reader_done.set()
+            if isinstance(self._reader_done, bool):
+                self._reader_done = True
+            else:
+                self._reader_done.set()
             self._finish(error or ConnectionLost("connection closed"), clean=self._closing)
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
@@ -401,7 +417,10 @@ class ESLConnection(Generic[_Observer]):
             self._routes.deliver_log(message)
             return
         if type(message) is AuthRequest:
-            self.auth_requested.set()
+            if isinstance(self._auth_requested, bool):
+                self._auth_requested = True
+            else:
+                self._auth_requested.set()
             return
         if type(message) is RudeRejection:
             self._finish(ConnectionLost(f"rejected by FreeSWITCH: {message.body.strip()}"))
@@ -421,3 +440,10 @@ class ESLConnection(Generic[_Observer]):
             # Before the routes below: no handler starts on a closed connection.
             self._handler_pool.close()
         self._routes.close(reason, clean=clean)
+
+
+def _made_event(is_set: bool) -> anyio.Event:
+    event = anyio.Event()
+    if is_set:
+        event.set()
+    return event
