@@ -2,6 +2,7 @@
 
     uv run python -m benchmarks.bare_sdk --events 10000            # one JSON sample
     uv run python -m benchmarks.bare_sdk --describe                # what is replayed
+    uv run python -m benchmarks.bare_sdk --api --calls 5000        # the same for api calls
 
 First it *measures* what genesis_trio records for each event of the recorded
 lifecycle (the same captures the event source sends): every event goes
@@ -19,6 +20,12 @@ attributes=prebuilt)`` for each span, ``add_event`` for its span events,
 attribute dictionaries are built before the clock starts, so the loop is the
 SDK's own cost and nothing else: the events/s no library can beat with the
 same telemetry.
+
+With ``--api`` it does the same for one ``api status`` round trip: the
+``send_command`` span and metric calls a connection's telemetry makes for the
+recorded reply, replayed per call (``start_span`` with the attributes known
+before the reply, ``set_attribute`` for the reply's, ``end``, the metric calls):
+the api calls/s no library can beat with the same telemetry.
 """
 
 from __future__ import annotations
@@ -36,8 +43,8 @@ from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
 from benchmarks.ours import install_sdk
-from benchmarks.source import load_recording
-from genesis_trio.protocol import NEED_DATA, ESLParser, Event
+from benchmarks.source import RECORDED_API_STATUS, load_recording
+from genesis_trio.protocol import NEED_DATA, ApiResponse, ESLParser, Event
 from genesis_trio.tracing import ConnectionTelemetry
 
 Attributes = dict[str, AttributeValue]
@@ -172,6 +179,107 @@ def measure(event_format: str = "plain") -> list[EventCalls]:
     return measured
 
 
+#: Attributes of the send_command span that only exist once the reply is in: the
+#: library sets them after starting the span, and so does the replay.
+REPLY_ATTRIBUTES: frozenset[str] = frozenset({"command.reply"})
+
+
+def measure_api() -> EventCalls:
+    """What a connection's telemetry records for one ``api status`` and its recorded reply."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = _LoggingMeterProvider()
+    telemetry = ConnectionTelemetry.create(
+        "inbound",
+        tracer_provider=tracer_provider,
+        meter_provider=cast(metrics.MeterProvider, meter_provider),
+    )
+    assert telemetry is not None
+    parser = ESLParser()
+    parser.receive_data(RECORDED_API_STATUS)
+    reply = parser.next_event()
+    assert isinstance(reply, ApiResponse)
+
+    async def send(data: bytes, label: str) -> ApiResponse:
+        return reply
+
+    meter_provider.log.clear()  # instruments created with the telemetry
+    # Nothing in it waits: driven by hand, no event loop needed.
+    observed = telemetry.observe_command(send, b"api status\n\n", "api status")
+    try:
+        observed.send(None)
+    except StopIteration:
+        pass
+    else:  # pragma: no cover - observe_command never waits here
+        raise RuntimeError("observe_command waited")
+    calls = EventCalls("api status", None)
+    for span in exporter.get_finished_spans():
+        calls.spans.append(SpanCall(span.name, None, dict(span.attributes or {}), ()))
+    calls.metrics.extend(meter_provider.log)
+    return calls
+
+
+def bare_api_loop(calls_made: EventCalls, calls: int) -> dict[str, Any]:
+    """Replay ``calls`` api round trips' worth of spans and metric calls on the SDK alone."""
+    exported_spans = install_sdk()
+    tracer = trace.get_tracer("bare-sdk")
+    meter = metrics.get_meter("bare-sdk")
+    create = {
+        "counter": meter.create_counter,
+        "up_down_counter": meter.create_up_down_counter,
+        "histogram": meter.create_histogram,
+        "gauge": meter.create_gauge,
+    }
+    instruments: dict[tuple[str, str], Any] = {}
+    for metric in calls_made.metrics:
+        key = (metric.kind, metric.name)
+        if key not in instruments:
+            instruments[key] = create[metric.kind](metric.name)
+    spans = [
+        (
+            s.name,
+            {k: v for k, v in s.attributes.items() if k not in REPLY_ATTRIBUTES},
+            [(k, v) for k, v in s.attributes.items() if k in REPLY_ATTRIBUTES],
+        )
+        for s in calls_made.spans
+    ]
+    metric_calls = [
+        (getattr(instruments[(m.kind, m.name)], _METHOD[m.kind]), m.amount, m.labels)
+        for m in calls_made.metrics
+    ]
+    cpu = time.process_time()
+    start = time.perf_counter()
+    for _ in range(calls):
+        for name, attributes, late in spans:
+            span = tracer.start_span(name, attributes=attributes)
+            for late_key, value in late:
+                span.set_attribute(late_key, value)
+            span.end()
+        for method, amount, labels in metric_calls:
+            method(amount, labels)
+    seconds = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    return {
+        "kind": "api",
+        "count": calls,
+        "seconds": seconds,
+        "rate": calls / seconds,
+        "cpu": cpu / seconds,
+        "spans": exported_spans(),
+        "library": "none (OpenTelemetry SDK only)",
+        "replayed": {
+            "spans_per_call": len(calls_made.spans),
+            "attributes_per_call": sum(len(s.attributes) for s in calls_made.spans),
+            "metric_calls_per_call": len(calls_made.metrics),
+        },
+    }
+
+
 def describe(measured: list[EventCalls]) -> dict[str, Any]:
     """Spans, attributes and metric calls per event, in total and per event type."""
     spans = sum(len(e.spans) for e in measured)
@@ -282,7 +390,26 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--format", dest="event_format", choices=["plain", "json"], default="plain")
     parser.add_argument("--describe", action="store_true", help="print what is replayed and exit")
+    parser.add_argument(
+        "--api", action="store_true", help="replay what one 'api status' call records"
+    )
+    parser.add_argument("--calls", type=int, default=5_000, help="api calls (--api)")
     args = parser.parse_args()
+    if args.api:
+        api = measure_api()
+        if args.describe:
+            print(
+                json.dumps(
+                    {
+                        "spans": [vars(s) for s in api.spans],
+                        "metrics": [vars(m) for m in api.metrics],
+                    },
+                    indent=2,
+                )
+            )
+            return
+        print(json.dumps(bare_api_loop(api, args.calls)), flush=True)
+        return
     measured = measure(args.event_format)
     description = describe(measured)
     if args.describe:

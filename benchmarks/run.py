@@ -304,6 +304,14 @@ def median_per_cpu(samples: list[dict[str, Any]]) -> float | None:
 # --- output --------------------------------------------------------------------
 
 BARE_LABEL = "bare-SDK limit: our spans+metrics, no library"
+BARE_API_LABEL = "bare-SDK limit, api: our span+metrics per call"
+
+
+def _bare_kind(bare: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The bare-SDK samples of one kind: "events" (per event) or "api" (per api call)."""
+    return [s for s in bare if s.get("kind", "events") == kind]
+
+
 REAL_SWITCH_JSON = ROOT / "benchmarks" / "results" / "real_switch.json"
 DEFAULT_PLOT = ROOT / "docs" / "benchmarks.png"
 
@@ -409,8 +417,11 @@ def _render_otel(
     bare: list[dict[str, Any]],
     targets: bool,
 ) -> str:
+    bare_api = _bare_kind(bare, "api")
+    bare = _bare_kind(bare, "events")
     limit = median_rate(bare)
     limit_per_cpu = median_per_cpu(bare)
+    limit_api_per_cpu = median_per_cpu(bare_api)
     top = (
         f"{'':<50} {'--------------- SDK off ---------------':>40}  "
         f"{'--------------- SDK on ----------------':>40}"
@@ -424,8 +435,9 @@ def _render_otel(
     lines = [top, header, "-" * len(header)]
     for row in rows:
         off, on = cells(row, False, rows_by_key), cells(row, True, rows_by_key)
-        of_limit = (
-            _ratio(limit_per_cpu, on.ours_per_cpu) if row.benchmark.unit == "events/s" else None
+        of_limit = _ratio(
+            limit_per_cpu if row.benchmark.unit == "events/s" else limit_api_per_cpu,
+            on.ours_per_cpu,
         )
         verdicts = ""
         if targets:
@@ -448,8 +460,13 @@ def _render_otel(
             f"{BARE_LABEL:<50} {'':>12} {'':>9} {'':>8} {'':>8}  "
             f"{_fmt_rate(limit):>12} {'':>9} {'':>8} {'':>8}  {'1.00x':>8}"
         )
+    if bare_api:
+        lines.append(
+            f"{BARE_API_LABEL:<50} {'':>12} {'':>9} {'':>8} {'':>8}  "
+            f"{_fmt_rate(median_rate(bare_api)):>12} {'':>9} {'':>8} {'':>8}  {'1.00x':>8}"
+        )
     lines.append("")
-    lines.extend(footnotes(rows, meta, bare))
+    lines.extend(footnotes(rows, meta, bare + bare_api))
     return "\n".join(lines)
 
 
@@ -485,7 +502,9 @@ def footnotes(
         ),
     ]
     if otel and bare:
-        replayed = next((s["replayed"] for s in bare if "replayed" in s), None)
+        replayed = next(
+            (s["replayed"] for s in _bare_kind(bare, "events") if "replayed" in s), None
+        )
         if replayed is not None:
             notes.append(
                 "bare-SDK limit (benchmarks/bare_sdk.py): first measures what genesis_trio "
@@ -498,6 +517,17 @@ def footnotes(
                 "end, add/record) on the same SDK set-up with no library around them. "
                 "limit/us = its events per CPU-second / ours with the SDK on (1.00x: we add "
                 "nothing to the SDK's own cost)."
+            )
+        api = next((s["replayed"] for s in _bare_kind(bare, "api") if "replayed" in s), None)
+        if api is not None:
+            notes.append(
+                "bare-SDK limit, api (benchmarks/bare_sdk.py --api): the same for one "
+                "'api status' round trip: what a connection's telemetry records for the "
+                f"recorded reply ({api['spans_per_call']} send_command span, "
+                f"{api['attributes_per_call']} attributes, {api['metric_calls_per_call']} "
+                "metric calls), replayed per call (start_span with the attributes known "
+                "before the reply, set_attribute for the reply's, end, add/record). limit/us "
+                "of the api rows = its calls per CPU-second / ours with the SDK on."
             )
     notes += [
         f"Consumer: one handler per recorded event name ({meta['names']} names; every event "
@@ -769,8 +799,9 @@ def _report(
     )
 
 
-def take_bare_sample(events: int, timeout: float) -> dict[str, Any]:
-    command = [sys.executable, "-m", "benchmarks.bare_sdk", "--events", str(events)]
+def take_bare_sample(events: int, timeout: float, *, api: bool = False) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.bare_sdk"]
+    command += ["--api", "--calls", str(events)] if api else ["--events", str(events)]
     sample, _ = take_sample(command, timeout, os.getpid())
     return sample
 
@@ -844,6 +875,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 sample = take_bare_sample(args.otel_events, args.timeout)
                 bare.append(sample)
                 _report(repeat, args, "bare-sdk", "SDK only", sample)
+                if any(row.benchmark.unit == "calls/s" for row in rows):
+                    sample = take_bare_sample(args.otel_calls, args.timeout, api=True)
+                    bare.append(sample | {"kind": "api"})
+                    _report(repeat, args, "bare-sdk-api", "SDK only", sample)
     meta["seconds"] = round(time.perf_counter() - started, 1)
     shown = [row for row in rows if row.benchmark.key in wanted]
     print()
