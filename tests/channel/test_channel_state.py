@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from functools import cache
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from esl_captures import read_capture
 from genesis_trio.channel._state import ChannelState, ChannelStatus, is_hangup
 from genesis_trio.protocol import NEED_DATA, CommandReply, ESLParser, Event
@@ -205,3 +208,18 @@ def test_data_and_q850_are_the_same_however_many_events_wait_to_be_merged() -> N
     assert status.data["Y"] == "99"
     assert status.data["Event-Name"] == "CHANNEL_HANGUP"
     assert status.events_seen == 102
+
+
+@given(
+    name=st.one_of(
+        st.sampled_from([state.name for state in ChannelState]).flatmap(
+            lambda n: st.sampled_from([n, "CS_" + n, "CS_CS_" + n, n.lower(), "cs_" + n])
+        ),
+        st.text(max_size=12),
+    )
+)
+def test_state_names_map_as_the_enum_members_say(name: str) -> None:
+    # The lookup table against the enum itself.
+    assert ChannelState.from_freeswitch(name) is ChannelState.__members__.get(
+        name.removeprefix("CS_")
+    )

@@ -180,3 +180,34 @@ def test_command_replies_stay_immutable_and_unhashable() -> None:
         case CommandReply(headers, event):
             assert headers is reply.headers
             assert event is reply.event
+
+
+_ODD_NAMES = ["Unique-ID", "Unique-ID-X", "Event-Name", "A"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from(_ODD_NAMES),
+            st.sampled_from([": ", ":", ":  ", ": %41"]),
+            st.sampled_from(["", "v", "w x", "%20"]),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_single_header_reads_agree_with_the_full_decode_on_odd_spellings(
+    lines: list[tuple[str, str, str]],
+) -> None:
+    # Bare "Name:" lines, no space after the colon, repeats, a name that extends
+    # another: what FreeSWITCH never writes, but a peer might.
+    block = "".join(f"{name}{colon}{value}\n" for name, colon, value in lines) + "\n"
+    frame = b"Content-Length: %d\nContent-Type: text/event-plain\n\n%s" % (
+        len(block.encode()),
+        block.encode(),
+    )
+    (eager,) = _events(frame, lazy=False)
+    for name in _ODD_NAMES:
+        (lazy,) = _events(frame, lazy=True)
+        assert lazy.get(name) == eager.get(name), (name, block)

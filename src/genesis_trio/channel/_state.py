@@ -38,7 +38,9 @@ class ChannelState(enum.IntEnum):
     @classmethod
     def from_freeswitch(cls, name: str) -> ChannelState | None:
         """``"CS_EXECUTE"`` (or ``"EXECUTE"``) -> ``EXECUTE``; None for an unknown name."""
-        return cls.__members__.get(name.removeprefix("CS_"))
+        # One dict lookup: every channel event carries a state name (``__members__``
+        # builds a mapping proxy on each access).
+        return _STATES_BY_NAME.get(name)
 
     @property
     def freeswitch_name(self) -> str:
@@ -56,6 +58,11 @@ class ChannelState(enum.IntEnum):
         """HANGUP, REPORTING or DESTROY: the channel is gone or going."""
         return ChannelState.HANGUP <= self <= ChannelState.DESTROY
 
+
+_STATES_BY_NAME: dict[str, ChannelState] = {
+    **{state.name: state for state in ChannelState},
+    **{"CS_" + state.name: state for state in ChannelState},
+}
 
 HANGUP_EVENTS = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
 

@@ -28,7 +28,7 @@ UNSURE: Final = _Unsure()
 # Header name -> the bytes that find it (b"" when the quick path cannot be sure of that
 # name). Names come from programs and the peer: the caches stop growing at a bound.
 _NEEDLE_CACHE_LIMIT: Final = 4096
-# plain: (name at the start, name after a line break, the same two without the space), or ()
+# plain: (the name and its colon at the start, the same after a line break), or ()
 _plain_needles: dict[str, tuple[bytes, ...]] = {}
 _json_needles: dict[str, bytes] = {}
 
@@ -37,7 +37,7 @@ def _plain_needle(name: str) -> tuple[bytes, ...]:
     key = name.encode("utf-8")
     needles: tuple[bytes, ...] = ()
     if b"\n" not in key and b":" not in key:
-        needles = (key + b": ", b"\n" + key + b": ", key + b":", b"\n" + key + b":")
+        needles = (key + b":", b"\n" + key + b":")
     if len(_plain_needles) < _NEEDLE_CACHE_LIMIT:
         _plain_needles[name] = needles
     return needles
@@ -58,17 +58,20 @@ def lookup_plain(raw: bytes, head_end: int, name: str) -> str | _Unsure | None:
         needles = _plain_needle(name)
     if not needles:
         return UNSURE
-    first, later, first_bare, later_bare = needles
+    first, later = needles
+    # One search for "Name:" at a line start; the colon ends the name, so "Name-X:"
+    # never matches. FreeSWITCH writes "Name: value"; anything else there (a bare
+    # "Name:", no space) is left to the full decode.
     if raw.startswith(first):
         start = len(first)
     else:
         found = raw.find(later, 0, head_end)
         if found < 0:
-            # Absent, unless written as a bare "Name:" (no value): let the full decode judge.
-            if raw.startswith(first_bare) or raw.find(later_bare, 0, head_end) >= 0:
-                return UNSURE
             return None
         start = found + len(later)
+    if not raw.startswith(b" ", start):  # (past the block: "\n" or nothing is there)
+        return UNSURE
+    start += 1
     end = raw.find(b"\n", start, head_end)
     if end < 0:
         end = head_end
