@@ -475,3 +475,32 @@ async def test_per_event_counts_outlive_their_connections(
     gc.collect()  # the connections gone: their counts move into the totals when read
     assert by_labels(metrics, "genesis.events.received") == {(("event.name", "HEARTBEAT"),): 15}
     assert _live_tallies() == 0
+
+
+async def test_command_counts_are_per_verb_and_outlive_their_connections(
+    fake: FakeFreeSWITCH, metrics: Metrics
+) -> None:
+    # genesis.commands.sent is counted by each connection and reported when a reader
+    # collects: every command with a reply counts once under its verb, while the
+    # connection lives and after it is gone.
+    expected: dict[str, int] = {}
+    for round_ in range(1, 4):
+        async with Inbound(fake.host, fake.port, meter_provider=metrics.provider) as client:
+            for _ in range(round_):
+                await client.api("status")
+            await client.bgapi("status")
+            sent = by_labels(metrics, "genesis.commands.sent")
+            # Reported while the connection is open too.
+            assert sent[(("command", "api"),)] == expected.get("api", 0) + round_
+        del client
+        gc.collect()
+        expected["api"] = expected.get("api", 0) + round_
+        expected["bgapi"] = expected.get("bgapi", 0) + 1
+        sent = by_labels(metrics, "genesis.commands.sent")
+        assert sent[(("command", "api"),)] == expected["api"]
+        assert sent[(("command", "bgapi"),)] == expected["bgapi"]
+        # Each connection authenticated once and said exit once.
+        assert sent[(("command", "auth"),)] == round_
+        assert sent[(("command", "exit"),)] == round_
+    # The duration histogram still sees every command that got a reply.
+    assert metrics.total("genesis.commands.duration") == sum(sent.values())

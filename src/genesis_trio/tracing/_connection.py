@@ -269,7 +269,11 @@ class ConnectionTelemetry:
                 span.set_status(Status(StatusCode.ERROR, _reply_text(reply)))
             span.end()
         if instruments is not None:
-            instruments.commands_sent.add(1, labels)
+            # Counted here, reported when a reader collects (see Tally).
+            counts = self._tally.commands_sent if self._tally is not None else None
+            if counts is not None:
+                key = (("command", name),)
+                counts[key] = counts.get(key, 0) + 1
             instruments.commands_duration.record(time.perf_counter() - started, labels)
             if failed:
                 instruments.commands_errors.add(1, {"command": name, "error": "err_reply"})

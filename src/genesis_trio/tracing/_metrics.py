@@ -66,11 +66,12 @@ HANDLER_BUCKETS = (
 #: The labels of one tallied data point, in the order the call site gives them.
 TallyKey = tuple[tuple[str, str], ...]
 
-# The counters a connection bumps per event or per handler call. (Tally attribute,
+# The counters a connection bumps per command, per event or per handler call. (Tally attribute,
 # metric name, up-down?, unit, description.) They are counted in plain dicts by the
 # connection (Tally) and reported through observable instruments when a reader
 # collects: the SDK does no work per event for them.
 _TALLIED: Final = (
+    ("commands_sent", n.METRIC_COMMANDS_SENT, False, "{command}", "ESL commands sent"),
     (
         "events_received",
         n.METRIC_EVENTS_RECEIVED,
@@ -141,7 +142,8 @@ _TALLIED: Final = (
 
 
 class Tally:
-    """One connection's per-event counts, each a dict from labels to a running total.
+    """One connection's per-command and per-event counts, each a dict from labels to a
+    running total.
 
     Written only by the connection's own thread (``counts[key] = counts.get(key, 0) + n``);
     read by :class:`Instruments` when a reader collects, by copying each dict (atomic in
@@ -152,6 +154,7 @@ class Tally:
         "bridge_events",
         "calls_active",
         "codec_changes",
+        "commands_sent",
         "dialplan_applications",
         "dtmf_received",
         "events_received",
@@ -163,6 +166,7 @@ class Tally:
     )
 
     def __init__(self) -> None:
+        self.commands_sent: dict[TallyKey, int] = {}
         self.events_received: dict[TallyKey, int] = {}
         self.events_without_sip_call_id: dict[TallyKey, int] = {}
         self.calls_active: dict[TallyKey, int] = {}
@@ -207,9 +211,6 @@ class Instruments:
                 unit=unit,
                 description=description,
             )
-        self.commands_sent = meter.create_counter(
-            n.METRIC_COMMANDS_SENT, unit="{command}", description="ESL commands sent"
-        )
         self.commands_errors = meter.create_counter(
             n.METRIC_COMMANDS_ERRORS,
             unit="{command}",
