@@ -175,10 +175,12 @@ class ConnectionTelemetry:
         """``handler`` running under :meth:`handler_context` of each event it gets,
         counted and timed (``genesis.consumer.handlers``, ``.handler.duration``)."""
         instruments = self.instruments
-        in_call: EventHandler = handler
-        if self.tracer is not None:
-            parent_of = self._handler_parent
-            attach, detach = otel_context.attach, otel_context.detach
+        tally = self._tally
+        parent_of = self._handler_parent
+        attach, detach = otel_context.attach, otel_context.detach
+        if instruments is None or tally is None:
+            if self.tracer is None:
+                return handler
 
             # Per event: one parent lookup and one attach/detach pair, no context manager.
             async def in_call_context(event: Event) -> None:
@@ -190,17 +192,19 @@ class ConnectionTelemetry:
                 finally:
                     detach(token)
 
-            in_call = in_call_context
-        tally = self._tally
-        if instruments is None or tally is None:
-            return in_call
+            return in_call_context
         handler_counts = tally.handlers
+        traced = self.tracer is not None
 
+        # One coroutine per call whether it is traced, counted or both.
         async def counted(event: Event) -> None:
             started = time.perf_counter()
             outcome = "error"
+            token = None
             try:
-                result = in_call(event)
+                if traced:
+                    token = attach(parent_of(event))
+                result = handler(event)
                 if isawaitable(result):
                     await result
                 outcome = "ok"
@@ -209,6 +213,8 @@ class ConnectionTelemetry:
                     outcome = "cancelled"
                 raise
             finally:
+                if token is not None:
+                    detach(token)
                 name = event.get("Event-Name") or "UNKNOWN"
                 key = ((n.EVENT_NAME, name), ("result", outcome))
                 handler_counts[key] = handler_counts.get(key, 0) + 1
