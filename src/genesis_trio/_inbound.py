@@ -107,7 +107,9 @@ class Inbound(ESLClient):
         self._exit_stack: AsyncExitStack | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         # Set while a connection is up and has what was asked of the switch again.
-        self._ready: anyio.Event | None = None
+        # None outside the block; a bool until someone waits (an Event per idle
+        # client is ~300 bytes); the Event of the waiters while they wait.
+        self._ready: anyio.Event | bool | None = None
         self._leaving = False
         # A reconnecting client's handlers and gaps=True subscriptions outlive connections.
         self._lasting_routes: Routes | None = None
@@ -124,7 +126,9 @@ class Inbound(ESLClient):
     def ready(self) -> bool:
         """Connected, authenticated, and (after a reconnect) asked the switch for all again."""
         ready = self._ready
-        return ready is not None and ready.is_set() and self.is_connected
+        if isinstance(ready, anyio.Event):
+            ready = ready.is_set()
+        return bool(ready) and self.is_connected
 
     async def wait_ready(self) -> None:
         """Return once :attr:`ready`: at once while connected, else after the reconnect.
@@ -135,7 +139,12 @@ class Inbound(ESLClient):
             ready = self._ready
             if ready is None:
                 raise RuntimeError("this Inbound is not entered")
-            await ready.wait()
+            if ready is True:
+                await anyio.lowlevel.checkpoint()
+            else:
+                if ready is False:
+                    ready = self._ready = anyio.Event()
+                await ready.wait()
             if self.is_connected:
                 return
             if self.backoff is None:
@@ -169,7 +178,7 @@ class Inbound(ESLClient):
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        self._ready = anyio.Event()
+        self._ready = False
         self._leaving = False
         self.reconnects = 0
         self._telemetry = tracing.ConnectionTelemetry.create(
@@ -189,7 +198,7 @@ class Inbound(ESLClient):
         except BaseException as exc:
             await self._close_task_group(type(exc), exc, exc.__traceback__)
             raise
-        self._ready.set()
+        self._set_ready()
         if self.backoff is not None:
             task_group.start_soon(self._supervise, self.backoff, name="esl-reconnect")
         return self
@@ -305,7 +314,7 @@ class Inbound(ESLClient):
                 return
             lost_at = anyio.current_time()
             assert self._ready is not None
-            self._ready = anyio.Event()
+            self._ready = False
             intent = self._switch_state
             reason = str(connection.lost_reason or "connection closed")
             if lost_at - up_since >= backoff.healthy_after:
@@ -353,7 +362,12 @@ class Inbound(ESLClient):
             gap = ConnectionGap(reason, lost_at, restored_at, attempts)
             for subscription in list(self._gap_subscriptions or ()):
                 subscription.deliver(gap)
-            self._ready.set()
+            self._set_ready()
+
+    def _set_ready(self) -> None:
+        ready, self._ready = self._ready, True
+        if isinstance(ready, anyio.Event):
+            ready.set()  # its waiters hold it; later ones see True
 
     # --- what outlives one connection -------------------------------------------------
     def _gap_subscribers(self) -> weakref.WeakSet[Subscription[Any]]:
@@ -428,9 +442,11 @@ class Inbound(ESLClient):
                 race.cancel_scope.cancel()
 
             race.start_soon(closed_early)
-            await connection.auth_requested.wait()
+            # Held here: once set, the connection forgets it (nobody else waits for it).
+            requested = connection.auth_requested
+            await requested.wait()
             race.cancel_scope.cancel()
-        if not connection.auth_requested.is_set():
+        if not requested.is_set():
             raise ConnectionLost(
                 f"{self.host}:{self.port} closed the connection before asking for auth"
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
+import anyio
 import pytest
 import trio
 
@@ -54,3 +55,49 @@ async def test_an_idle_inbound_keeps_no_eager_per_connection_structures(
         for stat in after.filter_traces(ours).compare_to(before.filter_traces(ours), "filename")
     )
     assert grown / _CLIENTS < _BOUND_PER_CLIENT, f"{grown / _CLIENTS:.0f} bytes per client"
+
+
+def _events_held_by(root: object) -> int:
+    """The anyio Events reachable from ``root`` through the library's own objects.
+
+    The walk enters genesis_trio objects and plain containers only, so it never
+    wanders through trio's task tree into the fake switch or another client.
+    """
+    seen: set[int] = set()
+    todo = [root]
+    found = 0
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, anyio.Event):
+            found += 1
+            continue
+        module = type(obj).__module__
+        if module.startswith("genesis_trio") or type(obj) in (dict, list, tuple, set):
+            todo.extend(gc.get_referents(obj))
+    return found
+
+
+@pytest.mark.trio
+async def test_an_idle_inbound_makes_its_ready_and_auth_events_only_for_waiters(
+    fake: FakeFreeSWITCH,
+) -> None:
+    # Each Event is ~300 bytes on trio. An idle client keeps one, its connection's
+    # ``closed``: readiness and the auth request are remembered as flags until
+    # someone waits for them.
+    release = trio.Event()
+
+    async def hold(*, task_status: trio.TaskStatus[Inbound] = trio.TASK_STATUS_IGNORED) -> None:
+        async with Inbound(fake.host, fake.port, "ClueCon") as client:
+            task_status.started(client)
+            await release.wait()
+
+    async with trio.open_nursery() as nursery:
+        client = await nursery.start(hold)
+        assert client.ready
+        assert _events_held_by(client) == 1
+        with trio.fail_after(5):
+            await client.wait_ready()  # ready already: returns at once
+        release.set()

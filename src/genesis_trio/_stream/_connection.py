@@ -417,10 +417,9 @@ class ESLConnection(Generic[_Observer]):
             self._routes.deliver_log(message)
             return
         if type(message) is AuthRequest:
-            if isinstance(self._auth_requested, bool):
-                self._auth_requested = True
-            else:
-                self._auth_requested.set()
+            requested, self._auth_requested = self._auth_requested, True
+            if not isinstance(requested, bool):
+                requested.set()  # its waiters hold it: the connection need not keep it
             return
         if type(message) is RudeRejection:
             self._finish(ConnectionLost(f"rejected by FreeSWITCH: {message.body.strip()}"))
