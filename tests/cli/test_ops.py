@@ -138,18 +138,26 @@ async def answered(event: Event) -> None:
 
 async def test_esl_reconnect_turns_reconnecting_on_for_an_app_without_it(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(PLAIN_CONSUMER_APP)
-    async with FakeFreeSWITCH().running() as fake:
+    ops_port = free_port()
+    async with (
+        FakeFreeSWITCH().running() as fake,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}") as http,
+    ):
         env = {
             "ESL_PORT": str(fake.port),
-            "ESL_OPS_PORT": "0",
+            "ESL_OPS_PORT": str(ops_port),
             "ESL_RECONNECT": "1",
             "ESL_LIVENESS_TIMEOUT": "60",
         }
         app = str(tmp_path / "app.py")
         async with cli_process("--log-level", "info", "consumer", app, env=env) as cli:
-            with trio.fail_after(60):
-                # Subscribed (after the liveness watchdog's HEARTBEAT).
-                await fake.wait_for_command("event plain CHANNEL_ANSWER")
+            await cli.wait_for_line("ops endpoints on")
+            # Up: subscribed (after the liveness watchdog's HEARTBEAT), an event seen. Only
+            # then does the Inbound reconnect by itself: a drop while the first subscribe
+            # is still unanswered is a failed first connect, retried as such.
+            await heartbeat_until_ready(fake, http)
+            # (the readiness probe's HEARTBEAT handler joins the app's subscription)
+            assert "event plain CHANNEL_ANSWER HEARTBEAT" in fake.commands_received
             await fake.drop_connections()
             await cli.wait_for_line("reconnected to")
             # Everything asked for again on the new connection, in one command.
