@@ -31,8 +31,9 @@ from ._attributes import event_attributes, span_attribute_limit
 from ._correlation import CallTraces
 from ._custom import CUSTOM_SUBCLASSES, TRANSFER_SUBCLASSES, CustomProcessor, transfer_kind
 from ._lifecycle import LIFECYCLE_EVENTS, LifecycleProcessor
-from ._metrics import Instruments, TallyKey, instruments_for
+from ._metrics import Instruments, instruments_for
 from ._providers import get_tracer, tracer_records
+from ._tally import TallyKey
 
 if TYPE_CHECKING:
     from .._stream import ConnectionDepths, EventHandler, Reply, SendCommand
