@@ -8,7 +8,7 @@ span (see :mod:`._spans` for the handles, :mod:`._outcomes` for the outcomes).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Final, TypedDict
 
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
@@ -18,6 +18,7 @@ from ._connection import ConnectionTelemetry
 from ._metrics import Instruments, instruments_for
 from ._providers import get_tracer
 from ._spans import (
+    SILENT_TRACER,
     ConnectSpan,
     DtmfSpan,
     OperationSpan,
@@ -46,11 +47,21 @@ def _resolve(
 ) -> _Recorders:
     telemetry = connection.telemetry if connection is not None else None
     if isinstance(telemetry, ConnectionTelemetry):
-        tracer = telemetry.tracer or get_tracer(tracer_provider)
+        tracer = telemetry.tracer
+        if tracer is None:
+            tracer = SILENT_TRACER if tracer_provider is None else get_tracer(tracer_provider)
         return _Recorders(tracer=tracer, instruments=telemetry.instruments)
+    if connection is not None and tracer_provider is None and meter_provider is None:
+        # Whether anything records was decided when the connection opened, and it
+        # said nothing would (docs/tracing.md): no provider lookups, no span, no
+        # context switch per operation.
+        return _SILENT
     return _Recorders(
         tracer=get_tracer(tracer_provider), instruments=instruments_for(meter_provider)
     )
+
+
+_SILENT: Final = _Recorders(tracer=SILENT_TRACER, instruments=None)
 
 
 # --- the helpers ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from contextvars import Token
 from types import TracebackType
-from typing import Self
+from typing import Final, Self, cast
 
 import anyio
 from opentelemetry import context as otel_context
@@ -32,6 +32,7 @@ from ._outcomes import (
 )
 
 __all__ = [
+    "SILENT_TRACER",
     "ConnectSpan",
     "DtmfSpan",
     "OperationSpan",
@@ -41,6 +42,14 @@ __all__ = [
     "SuccessSpan",
     "WaitSpan",
 ]
+
+
+#: The tracer of an operation on a connection that decided, when it opened, that
+#: nothing records: its spans start nothing and leave the current context alone.
+SILENT_TRACER: Final = trace.NoOpTracer()
+
+# ``_token`` of a span entered with SILENT_TRACER (no context was attached).
+_SILENT_TOKEN: Final = object()
 
 
 class OperationSpan:
@@ -65,8 +74,9 @@ class OperationSpan:
         self._tracer = tracer
         self._instruments = instruments
         self._initial = attributes
-        self._token: Token[Context] | None = None
+        self._token: Token[Context] | object | None = None
         self._started = 0.0
+        self._silent = False
         self.operation = operation
         self.span: Span = trace.INVALID_SPAN
         self.recording = False
@@ -92,10 +102,18 @@ class OperationSpan:
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the block began (0.0 for a span that records nothing)."""
+        if self._silent:
+            return 0.0
         return _now() - self._started
 
     # --- context manager ---------------------------------------------------------
     def __enter__(self) -> Self:
+        if self._tracer is SILENT_TRACER and self._instruments is None:
+            # Nothing would record: the outcome is still decided on exit (callers read it).
+            self._silent = True
+            self._token = _SILENT_TOKEN
+            return self
         self._started = _now()
         span = self._tracer.start_span(self.name)
         self.span = span
@@ -111,7 +129,12 @@ class OperationSpan:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._token is None:
+        token = self._token
+        if token is None:
+            return
+        if token is _SILENT_TOKEN:
+            self._token = None
+            self._conclude(exc)
             return
         try:
             self._conclude(exc)
@@ -123,7 +146,7 @@ class OperationSpan:
             self._record_metrics(exc)
         finally:
             self.span.end()
-            otel_context.detach(self._token)
+            otel_context.detach(cast("Token[Context]", token))
             self._token = None
 
     def close(self) -> None:
