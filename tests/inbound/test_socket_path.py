@@ -207,3 +207,41 @@ async def test_closing_while_the_reader_waits_ends_it_cleanly(anyio_backend: str
             await connection.aclose(send_exit=False)
             assert connection.closed.is_set()
     assert str(connection.lost_reason) == "connection closed"
+
+
+async def test_callers_cancelled_while_a_batch_is_gathered_leave_the_rest_in_step(
+    fake: FakeFreeSWITCH,
+) -> None:
+    # With commands in flight, a writer yields after its write so that others can queue
+    # theirs; those callers wait only for their replies. Cancelling some of them at varying
+    # points (before or after their bytes went out) must leave every other caller with its
+    # own reply and the connection in step.
+    async with Inbound(fake.host, fake.port, "ClueCon") as client:
+        with anyio.fail_after(120):
+            for round_ in range(12):
+                results: dict[int, str] = {}
+                scopes: dict[int, anyio.CancelScope] = {}
+
+                async def one(
+                    index: int,
+                    round_: int = round_,
+                    results: dict[int, str] = results,
+                    scopes: dict[int, anyio.CancelScope] = scopes,
+                ) -> None:
+                    with anyio.CancelScope() as scope:
+                        scopes[index] = scope
+                        results[index] = await client.api(f"echo {round_}-{index}")
+
+                async with anyio.create_task_group() as tg:
+                    for index in range(30):
+                        tg.start_soon(one, index)
+                    for _ in range(round_ % 6):
+                        await anyio.lowlevel.checkpoint()
+                    for index, scope in list(scopes.items()):
+                        if index % 3 == round_ % 3:
+                            scope.cancel()
+                assert results, "some calls completed"
+                for index, reply in results.items():
+                    assert reply.strip() == f"{round_}-{index}"
+                assert (await client.api(f"echo sync-{round_}")).strip() == f"sync-{round_}"
+                assert client.connection.commands_waiting == 0

@@ -71,6 +71,8 @@ class Outbox:
         self._on_broken = on_broken
         self._queue: list[_Outgoing] = []
         self._writing = False
+        # True while a writer yields after its write to gather the next batch.
+        self._gathering = False
         self._write_done: anyio.Event | None = None
         # A list, not a deque: a few commands wait at a time, and an empty deque costs an idle
         # connection ~700 bytes where a list costs 56.
@@ -109,7 +111,12 @@ class Outbox:
         pending = outgoing.pending
         assert pending is not None
         await self._write_until_sent(outgoing)
-        await pending.done.wait()
+        try:
+            await pending.done.wait()
+        except BaseException:
+            # Not taken yet (queued while a writer gathered a batch): nothing was sent.
+            self._withdraw_untaken(outgoing)
+            raise
         if pending.error is not None:
             raise pending.error
         assert pending.reply is not None
@@ -166,7 +173,9 @@ class Outbox:
 
         Whoever finds no write in progress becomes the writer and writes
         everything queued in one go; the others wait, and one of them writes
-        what was queued meanwhile. A caller cancelled before its bytes were
+        what was queued meanwhile. A command queued while the writer yields to
+        gather a batch is written by that writer: its caller returns at once
+        and only waits for the reply. A caller cancelled before its bytes were
         taken withdraws its command: nothing was written. A write cancelled or
         timed out half-way leaves the stream in an unknown state: the
         connection is failed (everything pending gets :class:`ConnectionLost`)
@@ -179,18 +188,43 @@ class Outbox:
             done = self._write_done
             if done is None:
                 done = self._write_done = anyio.Event()
+            if self._gathering and outgoing.pending is not None:
+                # The writer takes it as soon as its yield ends: its caller waits for
+                # the reply alone (one wake-up, not two).
+                return
+            done = self._write_done
+            if done is None:
+                done = self._write_done = anyio.Event()
             try:
                 await done.wait()
             except BaseException:
-                if not outgoing.taken and self._lost is None:
-                    # Never handed to the transport: withdraw it, nothing was sent.
-                    self._queue.remove(outgoing)
-                    if outgoing.pending is not None:
-                        self._pending.remove(outgoing.pending)
+                self._withdraw_untaken(outgoing)
                 raise
+
+    def _withdraw_untaken(self, outgoing: _Outgoing) -> None:
+        if not outgoing.taken and self._lost is None:
+            # Never handed to the transport: withdraw it, nothing was sent.
+            self._queue.remove(outgoing)
+            if outgoing.pending is not None:
+                self._pending.remove(outgoing.pending)
 
     async def _write_batch(self) -> None:
         self._writing = True
+        try:
+            if await self._write_queued(gather=True) and self._queue and self._lost is None:
+                # What the callers queued while we gathered: written now, by us.
+                await self._write_queued(gather=False)
+        finally:
+            self._writing = False
+            self._wake_writers()
+
+    async def _write_queued(self, *, gather: bool) -> bool:
+        """Write everything queued; True when it then yielded to gather a batch.
+
+        With ``gather``, a write that went straight to the socket while other
+        commands are in flight yields once, so their callers can queue more
+        (:attr:`_gathering`); the caller of this then writes what they queued.
+        """
         batch, self._queue = self._queue, []
         data = batch[0].data if len(batch) == 1 else b"".join(o.data for o in batch)
         label = "raw"
@@ -212,11 +246,16 @@ class Outbox:
                     # send below meets it again and reports it as it always does.
                     sent = 0
                 if sent == len(data):
-                    if len(self._pending) > 1:
+                    if gather and len(self._pending) > 1:
                         # Other commands are in flight: let their callers run before
                         # the next write, so what they queue goes out in one batch.
-                        await anyio.lowlevel.cancel_shielded_checkpoint()
-                    return
+                        self._gathering = True
+                        try:
+                            await anyio.lowlevel.cancel_shielded_checkpoint()
+                        finally:
+                            self._gathering = False
+                        return True
+                    return False
                 if sent:
                     data = data[sent:]
             with anyio.move_on_after(
@@ -237,9 +276,7 @@ class Outbox:
             raise
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self._on_broken(ConnectionLost(f"write of {label!r} failed: {describe_error(exc)}"))
-        finally:
-            self._writing = False
-            self._wake_writers()
+        return False
 
     def _wake_writers(self) -> None:
         done = self._write_done
