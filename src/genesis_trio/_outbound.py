@@ -176,7 +176,12 @@ class Outbound:
 
     async def _serve_call(self, connection: ESLConnection[tracing.ConnectionTelemetry]) -> None:
         async with anyio.create_task_group() as call:
-            reading = await call.start(self._read, connection)
+            # Not ``call.start``: that runs the task in a nursery of its own and moves it
+            # over once started, which costs a session more than the reader's first step.
+            reading = anyio.CancelScope(shield=True)
+            reader_started = anyio.Event()
+            call.start_soon(self._read, connection, reading, reader_started)
+            await reader_started.wait()
             session = Session(connection, call)
             session.command_timeout = self.command_timeout
             self.sessions.add(session)
@@ -191,31 +196,31 @@ class Outbound:
                 call.cancel_scope.cancel()
 
     async def _read(
-        self,
-        connection: ESLConnection,
-        *,
-        task_status: TaskStatus[anyio.CancelScope] = anyio.TASK_STATUS_IGNORED,
+        self, connection: ESLConnection, scope: anyio.CancelScope, started: anyio.Event
     ) -> None:
         """The connection's reader (and its handler workers), shielded until the session closed.
 
         Whoever cancels the server cancels the handler; the reader must outlive
-        it long enough to read the reply to ``exit``. ``_handle_connection``
-        cancels this scope right after the session closed.
+        it long enough to read the reply to ``exit``. ``_serve_call`` cancels
+        ``scope`` (a shielded one) right after the session closed.
         """
-        with anyio.CancelScope(shield=True) as scope:
+        with scope:
             async with anyio.create_task_group() as io:
                 connection.start(io)
-                task_status.started(scope)
+                started.set()
 
     async def _run_session(self, session: Session) -> None:
         try:
-            with anyio.fail_after(self.setup_timeout):
+            # fail_after, without its generator-based context manager.
+            with anyio.CancelScope(deadline=anyio.current_time() + self.setup_timeout) as setup:
                 await session.setup(
                     connect=self.connect,
                     myevents=self.myevents,
                     event_format=self.event_format,
                     linger=self.linger,
                 )
+            if setup.cancelled_caught and anyio.current_time() >= setup.deadline:
+                raise TimeoutError
         except (GenesisError, TimeoutError) as exc:
             logger.warning("outbound session setup failed: %s", exc)
             tracing.record_connection_error("outbound", exc, meter_provider=self._meter_provider)

@@ -43,7 +43,7 @@ from ..protocol import commands as cmd
 from ._observer import ConnectionObserver
 from ._outbox import Outbox, QueuedCommand, Reply, check_not_cancelled
 from ._routes import ALL, PendingJob, Routes
-from ._socket import DirectReceiver, direct_socket
+from ._socket import DirectReceiver
 
 if sys.version_info >= (3, 13):
     from typing import TypeVar
@@ -340,7 +340,7 @@ class ESLConnection(Generic[_Observer]):
         stream = self._stream
         dispatch = self._dispatch
         error: BaseException | None = None
-        sock = direct_socket(stream)
+        sock = self._outbox.direct_socket  # found once per connection: it is not free
         direct = DirectReceiver(sock, self._receive_size) if sock is not None else None
         try:
             # After a goodbye the reader keeps reading until the peer closes,

@@ -9,6 +9,7 @@ late reply instead of stealing the next command's.
 from __future__ import annotations
 
 import math
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -79,6 +80,11 @@ class Outbox:
         self._pending: list[_PendingReply] = []
         # Set once, by fail(): from then on nothing more is written.
         self._lost: BaseException | None = None
+
+    @property
+    def direct_socket(self) -> socket.socket | None:
+        """The socket written directly (see :func:`direct_socket`), if the stream allows it."""
+        return self._socket
 
     @property
     def waiting(self) -> int:
