@@ -106,16 +106,14 @@ class Inbound(ESLClient):
         self.reconnects = 0
         self._exit_stack: AsyncExitStack | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
-        # Set while a connection is up and has what was asked of the switch again.
-        # None outside the block; a bool until someone waits (an Event per idle
-        # client is ~300 bytes); the Event of the waiters while they wait.
+        # True while a connection is up and has what was asked of the switch again; None
+        # outside the block; an Event only while someone waits (~300 bytes per idle client).
         self._ready: anyio.Event | bool | None = None
         self._leaving = False
         # A reconnecting client's handlers and gaps=True subscriptions outlive connections.
         self._lasting_routes: Routes | None = None
         self._lasting_pool: HandlerPool | None = None
-        # Weak: a closed subscription leaves the routes, and then this set, by itself.
-        # Made on first use: most clients never ask for gaps (a WeakSet is ~700 bytes).
+        # Weak: a closed subscription leaves by itself. Made on first use (~700 bytes).
         self._gap_subscriptions: weakref.WeakSet[Subscription[Any]] | None = None
 
     def __repr__(self) -> str:
@@ -139,12 +137,9 @@ class Inbound(ESLClient):
             ready = self._ready
             if ready is None:
                 raise RuntimeError("this Inbound is not entered")
-            if ready is True:
-                await anyio.lowlevel.checkpoint()
-            else:
-                if ready is False:
-                    ready = self._ready = anyio.Event()
-                await ready.wait()
+            if ready is False:
+                ready = self._ready = anyio.Event()
+            await (anyio.lowlevel.checkpoint() if ready is True else ready.wait())
             if self.is_connected:
                 return
             if self.backoff is None:
@@ -442,8 +437,7 @@ class Inbound(ESLClient):
                 race.cancel_scope.cancel()
 
             race.start_soon(closed_early)
-            # Held here: once set, the connection forgets it (nobody else waits for it).
-            requested = connection.auth_requested
+            requested = connection.auth_requested  # once set, the connection forgets it
             await requested.wait()
             race.cancel_scope.cancel()
         if not requested.is_set():
