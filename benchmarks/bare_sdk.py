@@ -34,9 +34,9 @@ import argparse
 import json
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
@@ -46,6 +46,9 @@ from benchmarks.ours import install_sdk
 from benchmarks.source import RECORDED_API_STATUS, load_recording
 from genesis_trio.protocol import NEED_DATA, ApiResponse, ESLParser, Event
 from genesis_trio.tracing import ConnectionTelemetry
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 Attributes = dict[str, AttributeValue]
 
@@ -135,8 +138,8 @@ def recorded_events(event_format: str = "plain") -> list[Event]:
     return events
 
 
-def measure(event_format: str = "plain") -> list[EventCalls]:
-    """Run every recorded event through genesis_trio's telemetry and log what it records."""
+def _logged_telemetry() -> tuple[InMemorySpanExporter, _LoggingMeterProvider, ConnectionTelemetry]:
+    """A connection's telemetry whose spans land in memory and whose metric calls are logged."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -151,6 +154,12 @@ def measure(event_format: str = "plain") -> list[EventCalls]:
         meter_provider=cast(metrics.MeterProvider, meter_provider),
     )
     assert telemetry is not None
+    return exporter, meter_provider, telemetry
+
+
+def measure(event_format: str = "plain") -> list[EventCalls]:
+    """Run every recorded event through genesis_trio's telemetry and log what it records."""
+    exporter, meter_provider, telemetry = _logged_telemetry()
     measured: list[EventCalls] = []
     for event in recorded_events(event_format):
         exporter.clear()
@@ -186,20 +195,7 @@ REPLY_ATTRIBUTES: frozenset[str] = frozenset({"command.reply"})
 
 def measure_api() -> EventCalls:
     """What a connection's telemetry records for one ``api status`` and its recorded reply."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    meter_provider = _LoggingMeterProvider()
-    telemetry = ConnectionTelemetry.create(
-        "inbound",
-        tracer_provider=tracer_provider,
-        meter_provider=cast(metrics.MeterProvider, meter_provider),
-    )
-    assert telemetry is not None
+    exporter, meter_provider, telemetry = _logged_telemetry()
     parser = ESLParser()
     parser.receive_data(RECORDED_API_STATUS)
     reply = parser.next_event()
@@ -262,16 +258,9 @@ def bare_api_loop(calls_made: EventCalls, calls: int) -> dict[str, Any]:
             span.end()
         for method, amount, labels in metric_calls:
             method(amount, labels)
-    seconds = time.perf_counter() - start
-    cpu = time.process_time() - cpu
     return {
         "kind": "api",
-        "count": calls,
-        "seconds": seconds,
-        "rate": calls / seconds,
-        "cpu": cpu / seconds,
-        "spans": exported_spans(),
-        "library": "none (OpenTelemetry SDK only)",
+        **_timed(calls, start, cpu, exported_spans),
         "replayed": {
             "spans_per_call": len(calls_made.spans),
             "attributes_per_call": sum(len(s.attributes) for s in calls_made.spans),
@@ -370,12 +359,22 @@ def bare_loop(measured: list[EventCalls], events: int) -> dict[str, Any]:
             span.end()
         for method, amount, labels in metric_calls:
             method(amount, labels)
-    seconds = time.perf_counter() - start
-    cpu = time.process_time() - cpu
+    return _timed(events, start, cpu, exported_spans)
+
+
+def _timed(
+    count: int, wall_start: float, cpu_start: float, exported_spans: Callable[[], int]
+) -> dict[str, Any]:
+    """A sample's figures: ``count`` replayed since ``wall_start`` / ``cpu_start``.
+
+    The clocks are read first: flushing the batch processor is not part of the sample.
+    """
+    seconds = time.perf_counter() - wall_start
+    cpu = time.process_time() - cpu_start
     return {
-        "count": events,
+        "count": count,
         "seconds": seconds,
-        "rate": events / seconds,
+        "rate": count / seconds,
         "cpu": cpu / seconds,
         "spans": exported_spans(),
         "library": "none (OpenTelemetry SDK only)",
