@@ -15,6 +15,7 @@ import anyio.abc
 from ._client import ESLClient
 from ._exceptions import ChannelError, CommandError, ConnectionLost
 from ._stream import ESLConnection, Reply
+from ._util import LazyEvent
 from .channel import Channel
 from .protocol import MYEVENTS_NAMES, CommandReply, DisconnectNotice, Event, EventFormat
 from .protocol import commands as cmd
@@ -33,13 +34,6 @@ def _myevents_command(event_format: EventFormat) -> bytes:
     if event_format == "plain":
         return cmd.raw("myevents")
     return cmd.myevents(event_format=event_format)
-
-
-def _made_event(is_set: bool) -> anyio.Event:
-    event = anyio.Event()
-    if is_set:
-        event.set()
-    return event
 
 
 def _check_reply(reply: Reply, label: str) -> None:
@@ -79,10 +73,9 @@ class Session(ESLClient):
         self._myevents = False
         self._exiting = False
         self.linger_seconds: int | None = None
-        # The two notices' events, made when first asked for (most handlers never
-        # look): False until said, True once said with nobody asking yet.
-        self._lingering: anyio.Event | bool = False
-        self._disconnected: anyio.Event | bool = False
+        # The two notices' events, made when first asked for (most handlers never look).
+        self._lingering = LazyEvent()
+        self._disconnected = LazyEvent()
         self.linger_notice: DisconnectNotice | None = None
         self.disconnect_notice: DisconnectNotice | None = None
         connection.add_notice_listener(self._on_notice)
@@ -123,24 +116,12 @@ class Session(ESLClient):
     @property
     def lingering(self) -> anyio.Event:
         """Set when FreeSWITCH said the channel hung up and it lingers (``linger``)."""
-        event = self._lingering
-        if isinstance(event, bool):
-            event = self._lingering = _made_event(event)
-        return event
+        return self._lingering.event
 
     @property
     def disconnected(self) -> anyio.Event:
         """Set when the connection ended: FreeSWITCH's goodbye, or ours."""
-        event = self._disconnected
-        if isinstance(event, bool):
-            event = self._disconnected = _made_event(event)
-        return event
-
-    def _say_disconnected(self) -> None:
-        if isinstance(self._disconnected, bool):
-            self._disconnected = True
-        else:
-            self._disconnected.set()
+        return self._disconnected.event
 
     @property
     def myevents_enabled(self) -> bool:
@@ -344,16 +325,13 @@ class Session(ESLClient):
             self.linger_notice = notice
             if self._channel is not None:
                 self._channel._status.mark_gone()
-            if isinstance(self._lingering, bool):
-                self._lingering = True
-            else:
-                self._lingering.set()
+            self._lingering.set()
             return
         self.disconnect_notice = notice
         if not self._exiting and self._channel is not None:
             # Unasked-for goodbye on an outbound socket: the call is over.
             self._channel._status.mark_gone()
-        self._say_disconnected()
+        self._disconnected.set()
 
     async def aclose(self, *, grace: float = 2.0) -> None:
         """Leave the call: ``exit``, then close the socket (shielded, ``grace`` seconds)."""
@@ -363,6 +341,6 @@ class Session(ESLClient):
         except ConnectionLost:
             pass
         finally:
-            self._say_disconnected()
+            self._disconnected.set()
             if self._channel is not None:
                 self._channel._release()

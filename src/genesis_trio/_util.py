@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+import anyio
+
 logger = logging.getLogger("genesis_trio")
 
 # The uuid of the call the current task works for (an outbound session's handler and the
@@ -56,3 +58,37 @@ def describe_error(exc: BaseException) -> str:
         current = current.__cause__ or current.__context__
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class LazyEvent:
+    """A one-shot flag whose :class:`anyio.Event` is made only when someone waits.
+
+    Connections and sessions carry notices most code never waits for (the auth
+    request, the reader's end, linger, the goodbye); an Event each costs a few
+    hundred bytes per connection, this two slots.
+    """
+
+    __slots__ = ("_event", "_is_set")
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+        self._is_set = False
+
+    def set(self) -> None:
+        self._is_set = True
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()  # its waiters hold it: this flag need not keep it
+
+    def is_set(self) -> bool:
+        return self._is_set
+
+    @property
+    def event(self) -> anyio.Event:
+        """The Event to wait on (already set once the flag is)."""
+        event = self._event
+        if event is None:
+            event = self._event = anyio.Event()
+            if self._is_set:
+                event.set()
+        return event

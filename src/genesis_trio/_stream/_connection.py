@@ -26,7 +26,7 @@ from .._dispatch import EventHandler, HandlerPool, HandlerRegistration
 from .._exceptions import ConnectionLost, ProtocolError
 from .._outcome import OperationTimeout
 from .._subscription import Overflow, Subscription
-from .._util import describe_error, logger, redact_command
+from .._util import LazyEvent, describe_error, logger, redact_command
 from ..protocol import (
     CONNECTION_CLOSED,
     NEED_DATA,
@@ -92,14 +92,13 @@ class ESLConnection(Generic[_Observer]):
         self._notice_listeners: list[Callable[[DisconnectNotice], None]] = []
         self._event_hooks: list[Callable[[Event], None]] = []
         self._task_group: anyio.abc.TaskGroup | None = None
-        # Made when first awaited (an outbound session never is): False until it
-        # happened, True once it happened with nobody waiting yet.
-        self._auth_requested: anyio.Event | bool = False
+        # Events made when first awaited (an outbound session never waits for these).
+        self._auth_requested = LazyEvent()
         self.closed = anyio.Event()
         self.lost_reason: BaseException | None = None
         # True once we said ``exit``: only then does the end count as clean.
         self._closing = False
-        self._reader_done: anyio.Event | bool = False
+        self._reader_done = LazyEvent()
         self._observer = observer
         if observer is not None:
             self._event_hooks.append(observer.event_received)
@@ -108,10 +107,7 @@ class ESLConnection(Generic[_Observer]):
     @property
     def auth_requested(self) -> anyio.Event:
         """Set once FreeSWITCH asked an inbound connection to authenticate."""
-        event = self._auth_requested
-        if isinstance(event, bool):
-            event = self._auth_requested = _made_event(event)
-        return event
+        return self._auth_requested.event
 
     @property
     def telemetry(self) -> _Observer | None:
@@ -150,10 +146,7 @@ class ESLConnection(Generic[_Observer]):
                 with anyio.move_on_after(grace):
                     try:
                         await self.send_command(cmd.exit(), "exit")
-                        done = self._reader_done
-                        if isinstance(done, bool):
-                            done = self._reader_done = _made_event(done)
-                        await done.wait()
+                        await self._reader_done.event.wait()
                     except ConnectionLost:
                         pass
             self._closing = True
@@ -374,10 +367,7 @@ class ESLConnection(Generic[_Observer]):
             error = ConnectionLost(f"protocol error from peer: {exc}")
             logger.error("ESL protocol error, closing the connection: %s", exc)
         finally:
-            if isinstance(self._reader_done, bool):
-                self._reader_done = True
-            else:
-                self._reader_done.set()
+            self._reader_done.set()
             self._finish(error or ConnectionLost("connection closed"), clean=self._closing)
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
@@ -417,9 +407,7 @@ class ESLConnection(Generic[_Observer]):
             self._routes.deliver_log(message)
             return
         if type(message) is AuthRequest:
-            requested, self._auth_requested = self._auth_requested, True
-            if not isinstance(requested, bool):
-                requested.set()  # its waiters hold it: the connection need not keep it
+            self._auth_requested.set()
             return
         if type(message) is RudeRejection:
             self._finish(ConnectionLost(f"rejected by FreeSWITCH: {message.body.strip()}"))
@@ -439,10 +427,3 @@ class ESLConnection(Generic[_Observer]):
             # Before the routes below: no handler starts on a closed connection.
             self._handler_pool.close()
         self._routes.close(reason, clean=clean)
-
-
-def _made_event(is_set: bool) -> anyio.Event:
-    event = anyio.Event()
-    if is_set:
-        event.set()
-    return event
