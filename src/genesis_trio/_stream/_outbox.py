@@ -168,8 +168,8 @@ class Outbox:
         self._lost = reason
         self._queue.clear()
         self._wake_writers()
-        while self._pending:
-            pending = self._pending.pop(0)
+        failed, self._pending = self._pending, []
+        for pending in failed:
             stage = CommandStage.SENT if pending.written else CommandStage.NOT_SENT
             pending.error = ConnectionLost(f"{pending.label!r}: {reason}", stage=stage)
             pending.done.set()
@@ -191,9 +191,6 @@ class Outbox:
             if not self._writing:
                 await self._write_batch()
                 continue
-            done = self._write_done
-            if done is None:
-                done = self._write_done = anyio.Event()
             if self._gathering and outgoing.pending is not None:
                 # The writer takes it as soon as its yield ends: its caller waits for
                 # the reply alone (one wake-up, not two).

@@ -164,15 +164,18 @@ class ChannelStatus:
             self._fold()  # a long call: keep the held events bounded
         get = event.get
         name = get("Event-Name")
-        sequence = get("Event-Sequence")
-        if sequence is not None and sequence.isdigit() and int(sequence) < self._newest_sequence:
+        sequence_text = get("Event-Sequence")
+        sequence = (
+            int(sequence_text) if sequence_text is not None and sequence_text.isdigit() else None
+        )
+        if sequence is not None and sequence < self._newest_sequence:
             # FreeSWITCH fires a call's events from several threads and does not keep
             # them in order (a CHANNEL_CREATE was seen after its CHANNEL_ANSWER): an
             # older event may still say the call hung up, never move its state back.
             self._apply_fields(name, None, None, None, get)
         else:
-            if sequence is not None and sequence.isdigit():
-                self._newest_sequence = int(sequence)
+            if sequence is not None:
+                self._newest_sequence = sequence
             self._apply_fields(
                 name, get("Channel-State"), get("Channel-Call-State"), get("Answer-State"), get
             )
