@@ -30,6 +30,9 @@ Benchmarks (``--calls`` calls, ``--concurrency`` at a time, after one warm-up):
   handler start -> return; setup latency is the b-leg's
   ``Caller-Channel-Created-Time`` -> handler start (socket, connect, myevents,
   linger).
+* ``outbound-floor`` (ours only): the ``outbound`` exchange served by a bare trio
+  socket server, no library (:func:`floor_outbound`): the floor under any
+  library's CPU per session.
 * ``mem-inbound``: RSS growth per idle ``Inbound`` connection, 1,000 of them, to
   the benchmark event source (:mod:`benchmarks.source`, which nobody asks for
   events), measured from the first connection to the last after ``gc.collect()``.
@@ -86,7 +89,9 @@ PEER_SCRIPT = ROOT / "benchmarks" / "peer_genesis_real.py"
 PASSWORD = "ClueCon"
 DIAL = "loopback/9002/default"
 MEDIA = "tone_stream://%(100,0,440)"
-SWITCH_BENCHES = ("inbound-channel", "inbound-raw", "outbound")
+SWITCH_BENCHES = ("inbound-channel", "inbound-raw", "outbound", "outbound-floor")
+#: Rows with no Genesis side: the floor under a library.
+OURS_ONLY = ("outbound-floor",)
 MEMORY_BENCHES = ("mem-inbound", "mem-outbound")
 
 
@@ -242,46 +247,166 @@ async def ours_raw(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+class OutboundTally:
+    """The outbound window: it starts when the ``--warmup``-th session ended and ends
+    after ``--calls`` more; every measured session's handler and setup latency."""
+
+    def __init__(self, args: argparse.Namespace, done: Any) -> None:
+        self.args = args
+        self.window = Window(args.fs_pid)
+        self.done = done  # an Event of the server's framework, set after the last session
+        self.finished = 0
+        self.latencies: list[float] = []
+        self.setups: list[float] = []
+
+    def ended(self, began: float, began_wall: float, created: str | bytes | None) -> None:
+        """A handler that began at ``began`` (perf_counter) returned; ``created``: the leg's
+        ``Caller-Channel-Created-Time`` (microseconds since the epoch), if known."""
+        ended = time.perf_counter()
+        self.finished += 1
+        warmup, total = self.args.warmup, self.args.warmup + self.args.calls
+        if self.finished == warmup:
+            self.window.start()
+        elif self.finished > warmup:
+            self.latencies.append(ended - began)
+            if created:
+                self.setups.append(began_wall - int(created) / 1e6)
+            if self.finished == total:
+                self.done.set()
+
+    async def measure(self, port: int) -> dict[str, Any]:
+        """Announce the server's port, wait for the last session, return the window's figures."""
+        import trio
+
+        print(json.dumps({"port": port}), flush=True)
+        with trio.fail_after(self.args.timeout):
+            await self.done.wait()
+        result = self.window.stop(self.args.calls)
+        result.update(latency_summary(self.latencies, self.setups))
+        return result
+
+
 async def ours_outbound(args: argparse.Namespace) -> dict[str, Any]:
     import trio
 
     from genesis_trio import Outbound, Session
 
-    total = args.calls + args.warmup
-    finished = 0
-    latencies: list[float] = []
-    setups: list[float] = []
-    window = Window(args.fs_pid)
-    done = trio.Event()
+    tally = OutboundTally(args, trio.Event())
 
     async def handler(session: Session) -> None:
-        nonlocal finished
         began, began_wall = time.perf_counter(), time.time()
         created = session.context.get("Caller-Channel-Created-Time")
         channel = session.channel
         await channel.answer(timeout=30)
         await channel.playback(args.media, timeout=30)
         await channel.hangup(timeout=30)
-        ended = time.perf_counter()
-        finished += 1
-        if finished == args.warmup:
-            window.start()
-        elif finished > args.warmup:
-            latencies.append(ended - began)
-            if created:
-                setups.append(began_wall - int(created) / 1e6)
-            if finished == total:
-                done.set()
+        tally.ended(began, began_wall, created)
 
     app = Outbound(handler, "127.0.0.1", 0)
     async with trio.open_nursery() as nursery:
         _, port = await nursery.start(app.serve)
-        print(json.dumps({"port": port}), flush=True)
-        with trio.fail_after(args.timeout):
-            await done.wait()
-        result = window.stop(args.calls)
+        result = await tally.measure(port)
         nursery.cancel_scope.cancel()
-    result.update(latency_summary(latencies, setups))
+    return result
+
+
+class _Frames:
+    """ESL frames off a raw socket: the header block, then Content-Length bytes of body."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    async def next(self) -> tuple[bytes, bytes]:
+        while True:
+            buffer = self.buffer
+            end = buffer.find(b"\n\n")
+            if end >= 0:
+                at = buffer.find(b"Content-Length: ", 0, end)
+                length = 0
+                if at >= 0:
+                    line_end = buffer.find(b"\n", at, end)
+                    length = int(buffer[at + 16 : end if line_end < 0 else line_end])
+                if len(buffer) >= end + 2 + length:
+                    self.buffer = buffer[end + 2 + length :]
+                    return buffer[:end], buffer[end + 2 : end + 2 + length]
+            data = await self.sock.recv(65536)
+            if not data:
+                raise EOFError("the switch closed the socket")
+            self.buffer += data
+
+    async def event(self, name: bytes, application_uuid: bytes = b"") -> None:
+        """Read frames until the event ``name`` (of that application, if given)."""
+        starts, carries = b"Event-Name: " + name + b"\n", b"\nApplication-UUID: "
+        while True:
+            _, body = await self.next()
+            if body.startswith(starts) and (
+                not application_uuid or carries + application_uuid + b"\n" in body
+            ):
+                return
+
+
+async def floor_outbound(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``outbound`` exchange on bare trio sockets: no library, the floor under it.
+
+    The bytes ``ours outbound`` writes (``strace``), in the same order: ``connect``,
+    ``myevents`` and ``linger`` in one write and their replies; per application a
+    ``sendmsg`` execute with an Event-UUID, then frames until its
+    ``CHANNEL_EXECUTE_COMPLETE``; the ``sendmsg`` hangup, then frames until
+    ``CHANNEL_HANGUP``; ``exit``, then until the switch closes the socket. Replies are
+    framed and skipped, events matched with ``bytes`` searches; nothing is decoded.
+    """
+    import trio
+
+    tally = OutboundTally(args, trio.Event())
+    media = args.media.encode()
+
+    async def send_all(sock: Any, data: bytes) -> None:
+        while data:
+            data = data[await sock.send(data) :]
+
+    async def session(sock: Any) -> None:
+        with sock:
+            frames = _Frames(sock)
+            await send_all(sock, b"connect\n\nmyevents\n\nlinger\n\n")
+            connected, _ = await frames.next()
+            await frames.next()
+            await frames.next()
+            began, began_wall = time.perf_counter(), time.time()
+            at = connected.find(b"\nCaller-Channel-Created-Time: ")
+            created = connected[at + 30 : connected.find(b"\n", at + 1)] if at >= 0 else None
+            for application, arg in ((b"answer", b""), (b"playback", media)):
+                event_uuid = str(uuid.uuid4()).encode()
+                arg_line = b"execute-app-arg: " + arg + b"\n" if arg else b""
+                await send_all(
+                    sock,
+                    b"sendmsg\ncall-command: execute\nexecute-app-name: " + application
+                    + b"\n" + arg_line + b"Event-UUID: " + event_uuid + b"\n\n",
+                )  # fmt: skip
+                await frames.event(b"CHANNEL_EXECUTE_COMPLETE", event_uuid)
+            await send_all(
+                sock, b"sendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING\n\n"
+            )
+            await frames.event(b"CHANNEL_HANGUP")
+            tally.ended(began, began_wall, created)
+            await send_all(sock, b"exit\n\n")
+            while await sock.recv(65536):
+                pass
+
+    listener = trio.socket.socket()
+    with listener:
+        await listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        async with trio.open_nursery() as nursery:
+
+            async def accept() -> None:
+                while True:
+                    sock, _ = await listener.accept()
+                    nursery.start_soon(session, sock)
+
+            nursery.start_soon(accept)
+            result = await tally.measure(listener.getsockname()[1])
+            nursery.cancel_scope.cancel()
     return result
 
 
@@ -364,6 +489,7 @@ OURS = {
     "inbound-channel": ours_channel,
     "inbound-raw": ours_raw,
     "outbound": ours_outbound,
+    "outbound-floor": floor_outbound,
     "mem-inbound": ours_mem_inbound,
     "mem-outbound": ours_mem_outbound,
 }
@@ -631,8 +757,8 @@ def run_inbound(side: str, bench: str, switch: Switch, args: argparse.Namespace)
     return last_json(done.stdout)
 
 
-def run_outbound(side: str, switch: Switch, args: argparse.Namespace) -> dict[str, Any]:
-    command = [*side_command(side, "outbound", args), "--fs-pid", str(switch.pid)]
+def run_outbound(side: str, bench: str, switch: Switch, args: argparse.Namespace) -> dict[str, Any]:
+    command = [*side_command(side, bench, args), "--fs-pid", str(switch.pid)]
     with started(command) as server:
         assert server.stdout is not None
         port = json.loads(server.stdout.readline())["port"]
@@ -718,6 +844,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("inbound-raw.fs_cpu_share", "  FreeSWITCH CPU (share of a core)", "%", None, 0),
     Metric("outbound.rate", "Outbound: answer, 100 ms tone, hangup", "sessions/s", "higher", 0),
     Metric("outbound.cpu_ms", "  server CPU per session", "ms CPU/session", "lower", 2),
+    Metric("outbound-floor.cpu_ms", "  floor: bare trio sockets, no library [4]", "ms CPU/session",
+           None, 2),
     Metric("outbound.handler_p50_ms", "  handler latency p50", "ms", "lower", 0),
     Metric("outbound.handler_p95_ms", "  handler latency p95", "ms", "lower", 0),
     Metric("outbound.setup_p50_ms", "  setup latency p50 (leg created->handler)", "ms", "lower", 1),
@@ -731,6 +859,7 @@ GROUPS = {
     "inbound-channel": "Channel.create -> hangup",
     "inbound-raw": "raw bgapi + subscription",
     "outbound": "Outbound session",
+    "outbound-floor": "Outbound session",
 }
 
 
@@ -795,6 +924,12 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "memory: Genesis/ours). FreeSWITCH CPU is its whole process over the same window: near "
         "100% means the switch, not the client, set the pace.",
     ]
+    if any(row["key"].startswith("outbound-floor.") for row in rows):
+        lines.append(
+            "[4] The same exchange with the same switch and dialer, served by a bare trio "
+            "socket server (no library: raw sockets, bytes.find for the frames and the few "
+            "headers it needs): the CPU the syscalls, the scheduler and the framing cost."
+        )
     errors = meta.get("errors") or []
     lines += [f"FAILED {e}" for e in errors]
     return "\n".join(lines)
@@ -902,10 +1037,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             for repeat in range(args.repeat):
                 for bench in switch_benches:
                     order = sides if repeat % 2 == 0 else sides[::-1]
-                    for side in order:
+                    for side in ["ours"] if bench in OURS_ONLY else order:
                         wait_idle(switch)
-                        if bench == "outbound":
-                            sample = run_outbound(side, switch, args)
+                        if bench.startswith("outbound"):
+                            sample = run_outbound(side, bench, switch, args)
                         else:
                             sample = run_inbound(side, bench, switch, args)
                         record(bench, side, sample, repeat)
