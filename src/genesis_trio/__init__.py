@@ -24,7 +24,7 @@ from ._outcome import OperationTimeout, Outcome, OutcomeScope
 from ._publish import publish
 from ._reconnect import Backoff
 from ._session import Session
-from ._stream import ESLConnection
+from ._stream import ConnectionDepths, ConnectionObserver, ESLConnection
 from ._subscription import ConnectionGap, Overflow, Subscription, SubscriptionOverflow
 from ._version import __version__
 from .channel import Channel, ChannelState
@@ -61,8 +61,10 @@ __all__ = [
     "CommandReply",
     "CommandStage",
     "ConnectTimeout",
+    "ConnectionDepths",
     "ConnectionGap",
     "ConnectionLost",
+    "ConnectionObserver",
     "Consumer",
     "ESLClient",
     "ESLConnection",

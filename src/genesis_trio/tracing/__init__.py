@@ -56,7 +56,7 @@ Connections
 ``ConnectionTelemetry.create(kind, tracer_provider=None, meter_provider=None)``
 returns None when nothing would record (no SDK configured), otherwise the
 connection's observer (``ESLConnection(stream, observer=telemetry)``, the
-adapter's :class:`~genesis_trio._stream.ConnectionObserver` protocol; the
+adapter's :class:`~genesis_trio.ConnectionObserver` protocol; the
 adapter never imports tracing): it records the ``process_event`` spans (with
 the lifecycle and CUSTOM processors unless ``GENESIS_TRACE_ESL_LIFECYCLE=0`` /
 ``GENESIS_TRACE_CUSTOM_SUBCLASSES=0``, read at that moment) and wraps
