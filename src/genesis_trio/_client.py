@@ -314,10 +314,38 @@ class ESLClient(ClientCore):
         finally:
             sub.close()
 
+    @overload
+    def subscribe_logs(
+        self, level: int | str = 7, *, gaps: Literal[False] = False
+    ) -> AbstractAsyncContextManager[Subscription[LogData]]: ...
+
+    @overload
+    def subscribe_logs(
+        self, level: int | str = 7, *, gaps: Literal[True]
+    ) -> AbstractAsyncContextManager[Subscription[LogData | ConnectionGap]]: ...
+
+    def subscribe_logs(
+        self, level: int | str = 7, *, gaps: bool = False
+    ) -> AbstractAsyncContextManager[Subscription[Any]]:
+        """Receive FreeSWITCH log lines (``log <level>``) as an async iterator.
+
+        Like :meth:`subscribe`: a plain one belongs to one connection (iterating raises
+        :class:`ConnectionLost` once it is lost); with ``gaps=True`` on a reconnecting
+        :class:`~genesis_trio.Inbound` it yields a :class:`~genesis_trio.ConnectionGap`
+        after a reconnect, then the new connection's log lines (the client asks for the
+        log level again).
+        """
+        return self._subscribe_logs(level, gaps)
+
+    def _open_log_subscription(self, *, gaps: bool) -> Subscription[Any]:
+        """Log lines of the open connection (a reconnecting Inbound keeps ``gaps`` ones)."""
+        return self._connection.subscribe_logs()
+
     @asynccontextmanager
-    async def subscribe_logs(self, level: int | str = 7) -> AsyncIterator[Subscription[LogData]]:
-        """Receive FreeSWITCH log lines (``log <level>``) as an async iterator."""
-        sub = self._connection.subscribe_logs()
+    async def _subscribe_logs(
+        self, level: int | str, gaps: bool
+    ) -> AsyncIterator[Subscription[Any]]:
+        sub = self._open_log_subscription(gaps=gaps)
         try:
             await self.log(level)
             yield sub

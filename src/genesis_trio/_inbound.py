@@ -220,6 +220,7 @@ class Inbound(ESLClient):
         )
         if self._lasting_routes is not None:
             connection.add_event_hook(self._lasting_routes.route)
+            connection.forward_logs(self._lasting_routes.deliver_log)
         if self.backoff is None:
             connection.start(task_group)
         else:
@@ -393,6 +394,14 @@ class Inbound(ESLClient):
         subscription = routes.subscribe(
             keys, uuid=uuid, matches=matches, max_buffer=max_buffer, overflow=overflow
         )
+        self._gap_subscribers().add(subscription)
+        return subscription
+
+    def _open_log_subscription(self, *, gaps: bool) -> Subscription[Any]:
+        routes = self._lasting_routes
+        if not gaps or routes is None:
+            return super()._open_log_subscription(gaps=gaps)
+        subscription = routes.subscribe_logs(max_buffer=10_000)
         self._gap_subscribers().add(subscription)
         return subscription
 

@@ -22,6 +22,7 @@ from genesis_trio import (
     ConnectionLost,
     Event,
     Inbound,
+    LogData,
     OpsServer,
 )
 from genesis_trio.testing import FakeFreeSWITCH
@@ -123,6 +124,54 @@ async def test_during_an_outage_commands_fail_fast_and_plain_subscriptions_end(
             with trio.fail_after(120):
                 await client.wait_ready()
             assert "UP" in await client.api("status")
+
+
+async def test_a_log_subscription_with_gaps_outlives_the_connection(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with Inbound(fake.host, fake.port, "ClueCon", reconnect=NO_JITTER) as client:
+        async with client.subscribe_logs(6, gaps=True) as lines:
+            await client.api("log INFO before the drop")
+            with trio.fail_after(10):
+                before = await lines.receive()
+            assert isinstance(before, LogData)
+            assert "before the drop" in before.body
+            sent = len(fake.commands_received)
+
+            await lose_and_wait_ready(fake, client)
+
+            assert fake.commands_received[sent:] == ["auth ******", "log 6"]
+            with trio.fail_after(10):
+                gap = await lines.receive()
+            assert isinstance(gap, ConnectionGap)
+            assert "closed by peer" in gap.reason
+            await client.api("log INFO after the reconnect")
+            with trio.fail_after(10):
+                after = await lines.receive()
+            assert isinstance(after, LogData)
+            assert "after the reconnect" in after.body
+        # Left: the lines of the next connection go nowhere, and nothing waits for them.
+        await lose_and_wait_ready(fake, client)
+        await client.api("log INFO nobody listens")
+
+
+async def test_a_plain_log_subscription_fails_with_its_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    slow = Backoff(initial=30, maximum=30, jitter=0)
+    async with switch_on() as fake, Inbound(fake.host, fake.port, reconnect=slow) as client:
+        async with client.subscribe_logs(6) as lines:
+            await fake.drop_connections()
+            with trio.fail_after(10), pytest.raises(ConnectionLost):
+                await lines.receive()
+        with trio.fail_after(120):
+            await client.wait_ready()
+        # Entered again on the new connection, it receives that connection's lines.
+        async with client.subscribe_logs(6) as lines:
+            await client.api("log INFO on the new connection")
+            with trio.fail_after(10):
+                line = await lines.receive()
+            assert "on the new connection" in line.body
 
 
 async def test_the_switch_coming_back_later_on_the_same_port(

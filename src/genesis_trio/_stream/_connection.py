@@ -68,6 +68,9 @@ class ESLConnection(Generic[_Observer]):
     that task group and end with it.
     """
 
+    # A class default: only a reconnecting Inbound sets one (for its lasting log subscriptions).
+    _log_hook: Callable[[LogData], None] | None = None
+
     def __init__(
         self,
         stream: anyio.abc.ByteStream,
@@ -272,6 +275,11 @@ class ESLConnection(Generic[_Observer]):
     def subscribe_logs(self, *, max_buffer: int = 10_000) -> Subscription[LogData]:
         return self._routes.subscribe_logs(max_buffer=max_buffer)
 
+    def forward_logs(self, hook: Callable[[LogData], None]) -> None:
+        """Also hand every log line to ``hook``, after this connection's own subscribers
+        (a reconnecting client's subscriptions that outlive connections)."""
+        self._log_hook = hook
+
     def add_event_hook(self, hook: Callable[[Event], None]) -> None:
         """Call ``hook`` synchronously for every event, before routing (telemetry)."""
         self._event_hooks.append(hook)
@@ -405,6 +413,8 @@ class ESLConnection(Generic[_Observer]):
             return
         if type(message) is LogData:
             self._routes.deliver_log(message)
+            if self._log_hook is not None:
+                self._log_hook(message)
             return
         if type(message) is AuthRequest:
             self._auth_requested.set()
