@@ -309,13 +309,7 @@ class Consumer:
                             _for_client(handler, client.handler_limiter),
                             concurrent=self.concurrent,
                         )
-                names = list(self.handlers) or ["ALL"]
-                plain = [n for n in names if "::" not in n]
-                subclasses = [n for n in names if n not in plain]
-                words = plain + (["CUSTOM", *subclasses] if subclasses else [])
-                await client.events(*words, event_format=self.event_format)
-                for header, value in self._switch_filters():
-                    await client.filter(header, value)
+                await self._subscribe(client, reconnecting=backoff is not None)
                 starting.close()
                 self._started.set()
                 task_status.started(client)
@@ -336,6 +330,25 @@ class Consumer:
                         self.host, self.port, tracer_provider=self._tracer_provider
                     )
                 )
+
+    async def _subscribe(self, client: Inbound, *, reconnecting: bool) -> None:
+        names = list(self.handlers) or ["ALL"]
+        plain = [n for n in names if "::" not in n]
+        subclasses = [n for n in names if n not in plain]
+        words = plain + (["CUSTOM", *subclasses] if subclasses else [])
+        while True:
+            try:
+                await client.events(*words, event_format=self.event_format)
+                for header, value in self._switch_filters():
+                    await client.filter(header, value)
+                return
+            except ConnectionLost:
+                if not reconnecting:
+                    raise
+            # Connected, then lost before the switch confirmed it all: the client reconnects
+            # (and logs it) as after any drop; ask its next connection for what is missing.
+            # No gap to tell: no event had been asked for yet.
+            await client.wait_ready()
 
     async def _tell_gap(self, client: Inbound, gap: ConnectionGap) -> None:
         for handler in self.gap_handlers:

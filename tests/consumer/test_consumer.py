@@ -6,6 +6,7 @@ virtual seconds, skipped as soon as every task waits; nothing waits for real tim
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from itertools import pairwise
 
@@ -16,6 +17,7 @@ import trio.testing
 
 from genesis_trio import Backoff, ConnectionGap, Consumer, Event, Inbound, filtrate
 from genesis_trio.testing import FakeFreeSWITCH
+from inbound._peer import Peer, reply, scripted_peer
 
 pytestmark = pytest.mark.trio
 
@@ -161,6 +163,50 @@ async def test_reconnects_after_the_connection_is_lost(
     assert len(gaps) == 1
     assert gaps[0].attempts == 1
     assert "closed by peer" in gaps[0].reason
+
+
+async def test_a_drop_before_the_first_subscribe_is_answered_is_an_ordinary_reconnect(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Connected and authenticated, the first ``event`` command written, then the switch is
+    gone: the client reconnects (and says so) like after any drop, and subscribes again."""
+    connections = 0
+
+    async def switch(peer: Peer) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 1:
+            await peer.read_command()  # the subscribe, never answered: the socket closes
+            return
+        while True:
+            await peer.read_command()
+            await peer.send(reply("+OK"))
+
+    app_gaps: list[ConnectionGap] = []
+    caplog.set_level(logging.INFO, logger="genesis_trio")
+    async with scripted_peer(switch) as (host, port), trio.open_nursery() as nursery:
+        app = Consumer(host, port, "ClueCon", reconnect=Backoff(jitter=0))
+
+        @app.handle("demo::s")
+        async def handler(event: Event) -> None:
+            pass
+
+        @app.on_gap
+        async def told(gap: ConnectionGap) -> None:
+            app_gaps.append(gap)
+
+        with trio.fail_after(60):
+            client = await nursery.start(app.serve)
+        assert app.subscribed
+        assert client.reconnects == 1
+        assert connections == 2
+        nursery.cancel_scope.cancel()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(m.startswith("lost the connection to") for m in messages), messages
+    assert any(m.startswith("reconnected to") for m in messages), messages
+    assert not any("could not connect" in m for m in messages), messages
+    # Nothing had been subscribed to before the drop: no events were missed.
+    assert app_gaps == []
 
 
 async def test_without_reconnect_a_lost_connection_ends_run(fake: FakeFreeSWITCH) -> None:
