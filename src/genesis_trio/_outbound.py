@@ -206,8 +206,9 @@ class Outbound:
         """
         with scope:
             async with anyio.create_task_group() as io:
-                connection.start(io)
-                started.set()
+                # The reader runs in this task: a task of its own would cost a session
+                # a task spawn, its cancel scope and its done-event.
+                await connection.run(io, started.set)
 
     async def _run_session(self, session: Session) -> None:
         try:

@@ -126,12 +126,16 @@ class OutcomeScope:
         self.timeout = timeout
         self.outcome: Outcome | None = None
         self._on_outcome = on_outcome
-        self._cancel_scope = anyio.CancelScope()
+        # No timeout, no scope: one with no deadline that nobody cancels can catch
+        # nothing, and entering and leaving it is a good part of a short operation.
+        self._cancel_scope = None if timeout is None else anyio.CancelScope()
 
     def __enter__(self) -> OutcomeScope:
-        if self.timeout is not None:
-            self._cancel_scope.deadline = anyio.current_time() + self.timeout
-        self._cancel_scope.__enter__()
+        scope = self._cancel_scope
+        if scope is not None:
+            assert self.timeout is not None
+            scope.deadline = anyio.current_time() + self.timeout
+            scope.__enter__()
         return self
 
     def __exit__(
@@ -140,14 +144,18 @@ class OutcomeScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        scope = self._cancel_scope
+        if scope is None:
+            self._finish(outcome_of(exc))
+            return
         try:
-            swallowed = self._cancel_scope.__exit__(exc_type, exc, tb)
+            swallowed = scope.__exit__(exc_type, exc, tb)
         except BaseException as raised:
             self._finish(outcome_of(raised))
             raise
         # (AnyIO on trio returns True from a clean exit too: only a caught
         # cancellation with an exception in flight means our deadline fired.)
-        if exc is not None and swallowed and self._cancel_scope.cancelled_caught:
+        if exc is not None and swallowed and scope.cancelled_caught:
             # Only our own deadline can be caught here: a cancelled enclosing
             # scope makes the backend let Cancelled through (tested on both).
             self._finish(Outcome.TIMEOUT)

@@ -153,6 +153,29 @@ async def test_cancelling_the_server_closes_every_session(fake: FakeFreeSWITCH) 
     assert fake.commands_received.count("exit") == 3
 
 
+async def test_a_live_session_runs_two_tasks_its_handlers_and_its_readers(
+    fake: FakeFreeSWITCH,
+) -> None:
+    # The reader reads in the task that holds its shielded scope: no task of its own.
+    found: list[set[trio.lowlevel.Task]] = []
+    done = trio.Event()
+
+    async def handler(session: Session) -> None:
+        await session.channel.answer()
+        await trio.testing.wait_all_tasks_blocked()
+        found.append(tasks_under(trio.lowlevel.current_task()))
+        done.set()
+
+    app = Outbound(handler, port=0)
+    async with serving(app) as address:
+        call = await fake.call_socket(address)
+        await done.wait()
+        await call.wait_ended()
+    (tasks,) = found
+    assert len(tasks) == 2
+    assert trio.lowlevel.current_task() not in tasks
+
+
 async def test_linger_notice_after_the_callers_hangup(fake: FakeFreeSWITCH) -> None:
     outcome: list[object] = []
 

@@ -123,6 +123,18 @@ class ESLConnection(Generic[_Observer]):
         self._task_group = task_group
         task_group.start_soon(self._reader, name="esl-reader")
 
+    async def run(
+        self, task_group: anyio.abc.TaskGroup, started: Callable[[], object] | None = None
+    ) -> None:
+        """:meth:`start` for an owner with a task of its own for the reader: read in the
+        calling task until the connection ends; ``task_group`` hosts the handler workers
+        and :meth:`start_soon` tasks, ``started()`` runs once they can be started. One
+        task fewer per connection (an outbound session)."""
+        self._task_group = task_group
+        if started is not None:
+            started()
+        await self._reader()
+
     @property
     def is_open(self) -> bool:
         return not self.closed.is_set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .. import tracing
@@ -266,28 +266,18 @@ class ChannelCore:
             if is_hangup(event) and not hangup_is_result:
                 raise self._hangup_error(event)
 
-    @contextmanager
     def _operation(
         self, span: tracing.OperationSpan | None, name: str, timeout: float | None
-    ) -> Iterator[OutcomeScope]:
+    ) -> AbstractContextManager[OutcomeScope]:
         """The one wrapper every channel operation runs in: its span and its OutcomeScope.
 
         Operations the tracing spec gives no span of their own pass ``None``;
-        they are still traced by their ``session.sendmsg`` span.
+        they are still traced by their ``session.sendmsg`` span. With no span
+        (nothing records, see ``tracing.channel_*``) the OutcomeScope alone.
         """
-
-        def record(outcome: Outcome) -> None:
-            if span is None:
-                return
-            span.set(tracing.names.WAIT_RESULT, outcome.value)
-            if isinstance(span, tracing.WaitSpan):
-                span.set_result(tracing.WaitResult(outcome.value))
-
-        with (
-            span if span is not None else nullcontext(),
-            OutcomeScope(name, timeout=timeout, on_outcome=record) as scope,
-        ):
-            yield scope
+        if span is None:
+            return OutcomeScope(name, timeout=timeout)
+        return _traced_operation(span, name, timeout)
 
     # --- commands aimed at this channel ---------------------------------------------------
     async def _sendmsg(
@@ -315,3 +305,18 @@ class ChannelCore:
                 self._status.mark_gone()
                 raise ChannelNotFound(self.uuid) from None
             raise
+
+
+@contextmanager
+def _traced_operation(
+    span: tracing.OperationSpan, name: str, timeout: float | None
+) -> Iterator[OutcomeScope]:
+    """An operation with a span: the span records how the OutcomeScope ended."""
+
+    def record(outcome: Outcome) -> None:
+        span.set(tracing.names.WAIT_RESULT, outcome.value)
+        if isinstance(span, tracing.WaitSpan):
+            span.set_result(tracing.WaitResult(outcome.value))
+
+    with span, OutcomeScope(name, timeout=timeout, on_outcome=record) as scope:
+        yield scope
