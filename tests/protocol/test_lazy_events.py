@@ -19,6 +19,7 @@ from genesis_trio.protocol import (
     encode_event_frame,
 )
 from genesis_trio.protocol._codec import url_encode
+from genesis_trio.protocol._lookup import UNSURE, lookup_plain
 
 from ._captures import capture_bytes
 
@@ -211,3 +212,50 @@ def test_single_header_reads_agree_with_the_full_decode_on_odd_spellings(
     for name in _ODD_NAMES:
         (lazy,) = _events(frame, lazy=True)
         assert lazy.get(name) == eager.get(name), (name, block)
+
+
+# --- the header block's end, found only as far as the lookups need ------------------
+
+_BLOCK_NAMES = ["Event-Name", "Unique-ID", "Answer-State", "Content-Length", "X"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    head=st.lists(
+        st.tuples(st.sampled_from(_BLOCK_NAMES), st.sampled_from(["v", "", "%41", "a b"])),
+        max_size=6,
+    ),
+    body=st.lists(
+        st.sampled_from(["", "Unique-ID: body", "Answer-State: no", "X: y", "\n", "Event-Name: B"]),
+        max_size=6,
+    ).map("\n".join),
+    with_body=st.booleans(),
+    order=st.permutations(_BLOCK_NAMES),
+)
+def test_lookups_without_the_header_end_agree_with_the_bounded_lookup(
+    head: list[tuple[str, str]], body: str, with_body: bool, order: list[str]
+) -> None:
+    """A plain event whose body holds header-like lines and blank lines, read in any order.
+
+    The lookups find the header block's end only as far as they need (see Event);
+    the plain implementation is given the end up front, and the full decode reads it all.
+    """
+    block = "".join(f"{name}: {value}\n" for name, value in head if name != "Content-Length")
+    if with_body:
+        raw = f"{block}Content-Length: {len(body.encode())}\n\n{body}".encode()
+    else:
+        raw = f"{block}\n".encode()
+    split = raw.find(b"\n\n")
+    head_end = len(raw) if split < 0 else split
+    lazy = Event._lazy(raw, "plain")
+    eager = _events(encode_frame(raw), lazy=False)[0]
+    for name in order:
+        expected = lookup_plain(raw, head_end, name)
+        if expected is UNSURE:
+            expected = eager.get(name)
+        assert lazy.get(name) == expected == eager.get(name), name
+    assert lazy == eager
+
+
+def encode_frame(raw: bytes) -> bytes:
+    return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(raw) + raw

@@ -128,11 +128,16 @@ class Routes:
 
     @staticmethod
     def _unregister(route: _Route, keys: list[str], table: dict[str, list[_Route]]) -> None:
+        # Copy on write: the reader may be iterating this very list (a channel's tap
+        # closes itself from its own matches on CHANNEL_DESTROY); the routes after the
+        # closed one must still see the event, so the list it iterates stays intact.
         for key in keys:
             routes = table.get(key)
             if routes is not None and route in routes:
-                routes.remove(route)
-                if not routes:
+                remaining = [other for other in routes if other is not route]
+                if remaining:
+                    table[key] = remaining
+                else:
                     del table[key]
 
     def subscribe_logs(self, *, max_buffer: int) -> Subscription[LogData]:

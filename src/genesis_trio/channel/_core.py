@@ -173,18 +173,17 @@ class ChannelCore:
             # No DTMF follows a hangup: let the handler workers drain and stop.
             for subscription in self._dtmf_subscriptions:
                 subscription.end()
-        if event.name == "CHANNEL_DESTROY" and not self._released:
-            # The reader is iterating the route lists right now: unregister later.
-            self._connection.start_soon(self._release_after_destroy, name="channel-release")
+        if event.name == "CHANNEL_DESTROY":
+            # At once, from the reader: the routes unregister copy-on-write, so the
+            # lists it is iterating keep their other routes (a hangup waiter after this
+            # tap still gets the event), and no task is started per call.
+            self._release()
         return False
 
     def _on_peer_bridge(self, event: Event) -> bool:
         if event.get("Bridge-B-Unique-ID") == self.uuid:
             self._status.apply_peer_bridge(event)
         return False
-
-    async def _release_after_destroy(self) -> None:
-        self._release()
 
     def _release(self) -> None:
         """Stop following this channel (idempotent); its filter, if any, goes soon after."""

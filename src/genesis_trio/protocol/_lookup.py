@@ -15,7 +15,7 @@ from typing import Final
 
 from ._codec import url_decode
 
-__all__ = ["UNSURE", "lookup_json", "lookup_plain"]
+__all__ = ["UNSURE", "lookup_json", "lookup_plain", "plain_needles"]
 
 
 class _Unsure:
@@ -31,6 +31,12 @@ _NEEDLE_CACHE_LIMIT: Final = 4096
 # plain: (the name and its colon at the start, the same after a line break), or ()
 _plain_needles: dict[str, tuple[bytes, ...]] = {}
 _json_needles: dict[str, bytes] = {}
+
+
+def plain_needles(name: str) -> tuple[bytes, ...]:
+    """``(b"Name:", b"\nName:")`` for ``name``, or ``()`` when the quick path cannot be sure."""
+    needles = _plain_needles.get(name)
+    return needles if needles is not None else _plain_needle(name)
 
 
 def _plain_needle(name: str) -> tuple[bytes, ...]:

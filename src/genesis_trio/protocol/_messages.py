@@ -6,9 +6,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import FrozenInstanceError, dataclass
 from typing import TypeVar, overload
 
+from ._codec import url_decode
 from ._events import EventFormat, decode_event_parts, encode_event_parts
 from ._headers import Headers, header_int
-from ._lookup import lookup_json, lookup_plain
+from ._lookup import UNSURE, _plain_needles, _Unsure, lookup_json, lookup_plain, plain_needles
 
 _T = TypeVar("_T")
 
@@ -43,13 +44,19 @@ class Event(Mapping[str, str]):
     point rather than when it was received.
     """
 
-    __slots__ = ("_body", "_format", "_head_end", "_headers", "_looked_up", "_raw")
+    __slots__ = ("_body", "_clean_to", "_format", "_head_end", "_headers", "_looked_up", "_raw")
 
     _headers: Headers | None
     _body: str | None
     _raw: bytes | None
     _format: EventFormat | None
+    # A plain event's header block is raw[:_head_end]; -1 until a lookup needed to know.
+    # Finding the blank line that ends it means scanning the whole event (no body:
+    # the blank line is its last two bytes), while the headers programs read come
+    # first: a lookup only checks that no blank line precedes what it found, and
+    # raw[:_clean_to] is the part already known to hold none.
     _head_end: int
+    _clean_to: int
     # Headers already read from the undecoded bytes (routing, the channel's state and
     # the waiters' predicates read Event-Name and a few others several times each).
     _looked_up: dict[str, str | None] | None
@@ -64,6 +71,7 @@ class Event(Mapping[str, str]):
         self._raw = None
         self._format = None
         self._head_end = 0
+        self._clean_to = 0
         self._looked_up = None
 
     @classmethod
@@ -75,11 +83,8 @@ class Event(Mapping[str, str]):
         self._raw = raw
         self._format = event_format
         self._looked_up = None
-        if event_format == "plain":
-            split = raw.find(b"\n\n")
-            self._head_end = len(raw) if split < 0 else split
-        else:
-            self._head_end = 0
+        self._head_end = -1 if event_format == "plain" else 0
+        self._clean_to = 0
         return self
 
     def _decode(self) -> Headers:
@@ -136,16 +141,51 @@ class Event(Mapping[str, str]):
         elif name in looked_up:
             found = looked_up[name]
             return default if found is None else found
-        raw = self._raw
-        assert raw is not None
         if self._format == "plain":
-            value = lookup_plain(raw, self._head_end, name)
+            value = self._lookup_plain(name)
         else:
-            value = lookup_json(raw, name)
+            assert self._raw is not None
+            value = lookup_json(self._raw, name)
         if value is None or isinstance(value, str):
             looked_up[name] = value
             return default if value is None else value
         return self._decode()._first.get(name, default)  # UNSURE: let the full decode say
+
+    def _lookup_plain(self, name: str) -> str | _Unsure | None:
+        """:func:`lookup_plain` on the header block, found only as far as the lookup needs."""
+        head_end = self._head_end
+        if head_end >= 0:
+            assert self._raw is not None
+            return lookup_plain(self._raw, head_end, name)
+        needles = _plain_needles.get(name) or plain_needles(name)
+        if not needles:
+            return UNSURE
+        raw = self._raw
+        assert raw is not None
+        first, later = needles
+        if raw.startswith(first):
+            start = len(first)
+        else:
+            found = raw.find(later)
+            if found < 0:
+                return None  # nowhere at all, so not in the header block either
+            # In the header block unless a blank line starts before it.
+            if found >= self._clean_to:
+                blank = raw.find(b"\n\n", max(self._clean_to - 1, 0), found + 1)
+                if blank >= 0:
+                    self._head_end = blank
+                    return None  # (it was in the body; the first match is the only candidate)
+                self._clean_to = found + 1
+            start = found + len(later)
+        # From here as lookup_plain: "Name: value" up to the line's end.
+        if not raw.startswith(b" ", start):
+            return UNSURE
+        start += 1
+        end = raw.find(b"\n", start)
+        if end < 0:
+            end = len(raw)
+        value = raw[start:end].decode("utf-8", "replace")
+        return url_decode(value) if "%" in value else value
 
     def get_all(self, name: str) -> list[str]:
         return self.headers.get_all(name)
