@@ -49,6 +49,16 @@ class _SwitchState:
             connection, lambda data, label: client._send_checked(data, label, check=False)
         )
 
+    def event_words(self) -> list[str]:
+        """The words of one ``event`` command asking for these subscriptions again."""
+        if self.subscribed_all:
+            return ["ALL"]
+        names = list(self.subscriptions)
+        plain = [n for n in names if "::" not in n and n not in ("CUSTOM", "ALL")]
+        subclasses = [n for n in names if "::" in n]
+        custom = ["CUSTOM", *subclasses] if "CUSTOM" in names or subclasses else []
+        return plain + custom
+
 
 class ClientCore:
     """The connection a client talks over, per-connection switch state, raw commands."""

@@ -16,7 +16,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from . import tracing
-from ._client import ALL, ESLClient
+from ._client import ESLClient
 from ._dispatch import (
     DEFAULT_HANDLER_THREADS,
     EventHandler,
@@ -263,14 +263,7 @@ class Inbound(ESLClient):
 
     async def _restore(self, intent: _SwitchState) -> None:
         """Ask the new connection's switch for what the lost one had been asked for."""
-        if intent.subscribed_all:
-            words = [ALL]
-        else:
-            names = list(intent.subscriptions)
-            plain = [n for n in names if "::" not in n and n not in ("CUSTOM", ALL)]
-            subclasses = [n for n in names if "::" in n]
-            custom = ["CUSTOM", *subclasses] if "CUSTOM" in names or subclasses else []
-            words = plain + custom
+        words = intent.event_words()
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if words:
             steps.append(("event", partial(self.events, *words, event_format=intent.event_format)))
@@ -398,10 +391,9 @@ class Inbound(ESLClient):
         return subscription
 
     def _open_log_subscription(self, *, gaps: bool) -> Subscription[Any]:
-        routes = self._lasting_routes
-        if not gaps or routes is None:
+        if not gaps or self._lasting_routes is None:
             return super()._open_log_subscription(gaps=gaps)
-        subscription = routes.subscribe_logs(max_buffer=10_000)
+        subscription = self._lasting_routes.subscribe_logs(max_buffer=10_000)
         self._gap_subscribers().add(subscription)
         return subscription
 
