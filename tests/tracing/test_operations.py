@@ -445,12 +445,12 @@ def test_session_spans_nest_and_queue_depth_is_a_span_attribute() -> None:
     assert complete.parent.span_id == sendmsg.context.span_id
 
     with tracing.queue_wait_and_acquire("q1", "item-9", tracer_provider=recorded.provider) as q:
-        q.set("queue.depth", 4)
+        q.joined(4)
     assert dict(recorded.one("queue.wait_and_acquire").attributes or {}) == {
         "queue.id": "q1",
         "queue.item_id": "item-9",
         "queue.depth": 4,
-        "wait.result": "matched",
+        "queue.result": "acquired",
     }
 
 

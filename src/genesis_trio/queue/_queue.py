@@ -15,12 +15,12 @@ import anyio.lowlevel
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
 
+from .. import tracing
 from .._exceptions import ChannelHangup, ConnectionLost
 from .._util import collapse_single_exception_group
 from ._backend import QueueBackend
 from ._errors import QueueTimeoutError
 from ._memory import InMemoryBackend
-from ._telemetry import QueueTelemetry
 
 if TYPE_CHECKING:
     from ..channel import Channel
@@ -54,7 +54,7 @@ class Queue:
     many processes on many machines.
     """
 
-    __slots__ = ("_backend", "_telemetry")
+    __slots__ = ("_backend", "_meter_provider", "_tracer_provider")
 
     def __init__(
         self,
@@ -64,7 +64,9 @@ class Queue:
         meter_provider: MeterProvider | None = None,
     ) -> None:
         self._backend: QueueBackend = InMemoryBackend() if backend is None else backend
-        self._telemetry = QueueTelemetry(tracer_provider, meter_provider)
+        # None: the global providers, read at each wait (an SDK set up later is seen).
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
 
     @property
     def backend(self) -> QueueBackend:
@@ -179,12 +181,14 @@ class Queue:
         await anyio.lowlevel.checkpoint_if_cancelled()
         started = anyio.current_time()
         try:
-            with self._telemetry.wait_span(
-                queue_id=queue_id,
-                item_id=label,
+            with tracing.queue_wait_and_acquire(
+                queue_id,
+                label,
                 max_concurrent=max_concurrent,
                 timeout=wait_limit,
                 timeout_error=QueueTimeoutError,
+                tracer_provider=self._tracer_provider,
+                meter_provider=self._meter_provider,
             ) as span:
                 depth = 0
                 with anyio.move_on_after(wait_limit) as deadline:
@@ -199,7 +203,7 @@ class Queue:
                 try:
                     yield slot
                 finally:
-                    self._telemetry.released()
+                    tracing.record_queue_release(meter_provider=self._meter_provider)
         finally:
             # Every exit path leaves the line, so a timed-out, cancelled or
             # crashed waiter never keeps a place or a slot. Shielded: this is

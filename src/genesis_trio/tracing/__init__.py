@@ -46,7 +46,12 @@ neither, the global providers are read at that moment.
     session_await_complete(channel_uuid, application_uuid)              -> WaitSpan
         # open it inside the session_sendmsg block when block=True (it is its child)
     consumer_start(host, port) / consumer_stop(host, port)
-    queue_wait_and_acquire(queue_id, item_id, *, depth=None)            -> WaitSpan
+    queue_wait_and_acquire(queue_id, item_id, *, depth=None, max_concurrent=None,
+                           timeout=None, timeout_error=TimeoutError,
+                           meter_provider=None)                         -> QueueWaitSpan
+        # the span (tracer genesis_trio.queue) and metrics every Queue wait records:
+        # span.joined(depth), span.requeued(); queue.result (acquired / timeout /
+        # cancelled / error) on exit. record_queue_release() when the slot is given back.
     inbound_connect(host, port)
     outbound_handle_connection(peer_host, peer_port, *, connection=None)
         # the peer is the accepted socket's remote address, not our listener
@@ -67,7 +72,8 @@ handler's own spans join the event's call trace.
 
 Metrics recorded outside a span: ``record_connection_error(kind, error)`` and
 ``record_reconnect(kind, succeeded=)`` (``genesis.connections.errors`` /
-``.reconnects``, for reconnecting clients), ``record_balancer_pick(connection,
+``.reconnects``, for reconnecting clients), ``record_queue_release()``
+(``genesis.queue.operations{op="release"}``), ``record_balancer_pick(connection,
 backend, error=None)`` (``genesis.loadbalancer.*``). Each takes
 ``meter_provider=`` (or the connection) like the helpers; no SDK, no work.
 
@@ -80,7 +86,12 @@ from .._publish import publish
 from . import _names as names
 from ._connection import ConnectionTelemetry, env_enabled
 from ._correlation import CallTraces, trace_variables
-from ._metrics import record_balancer_pick, record_connection_error, record_reconnect
+from ._metrics import (
+    record_balancer_pick,
+    record_connection_error,
+    record_queue_release,
+    record_reconnect,
+)
 from ._names import (
     ENV_CUSTOM,
     ENV_LIFECYCLE,
@@ -109,7 +120,7 @@ from ._operations import (
     session_sendmsg,
 )
 from ._outcomes import RingGroupResult, WaitResult, classify_wait
-from ._spans import DtmfSpan, OperationSpan, RingGroupSpan, WaitSpan
+from ._spans import DtmfSpan, OperationSpan, QueueWaitSpan, RingGroupSpan, WaitSpan
 from ._tree import format_span_tree
 
 __all__ = [
@@ -122,6 +133,7 @@ __all__ = [
     "ConnectionTelemetry",
     "DtmfSpan",
     "OperationSpan",
+    "QueueWaitSpan",
     "RingGroupResult",
     "RingGroupSpan",
     "WaitResult",
@@ -147,6 +159,7 @@ __all__ = [
     "queue_wait_and_acquire",
     "record_balancer_pick",
     "record_connection_error",
+    "record_queue_release",
     "record_reconnect",
     "ring_group_ring",
     "session_await_complete",

@@ -359,6 +359,13 @@ def record_reconnect(
         )
 
 
+def record_queue_release(*, meter_provider: metrics.MeterProvider | None = None) -> None:
+    """Count a queue slot given back in ``genesis.queue.operations`` (``op=release``)."""
+    instruments = instruments_for(meter_provider)
+    if instruments is not None:
+        instruments.queue_operations.add(1, {"op": "release"})
+
+
 def instruments_of(
     connection: Any, meter_provider: metrics.MeterProvider | None = None
 ) -> Instruments | None:

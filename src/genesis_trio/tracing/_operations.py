@@ -16,13 +16,14 @@ from opentelemetry.metrics import MeterProvider
 from . import _names as n
 from ._connection import ConnectionTelemetry
 from ._metrics import Instruments, instruments_for
-from ._providers import get_tracer
+from ._providers import get_queue_tracer, get_tracer
 from ._spans import (
     SILENT_TRACER,
     ConnectSpan,
     DtmfSpan,
     OperationSpan,
     OutboundConnectionSpan,
+    QueueWaitSpan,
     RingGroupSpan,
     SendmsgSpan,
     SuccessSpan,
@@ -361,13 +362,30 @@ def queue_wait_and_acquire(
     item_id: str,
     *,
     depth: int | None = None,
+    max_concurrent: int | None = None,
+    timeout: float | None = None,
+    timeout_error: type[BaseException] = TimeoutError,
     tracer_provider: trace.TracerProvider | None = None,
-) -> WaitSpan:
-    """``queue.wait_and_acquire``; ``span.set(QUEUE_DEPTH, n)`` if only known later."""
-    return WaitSpan(
-        n.QUEUE_WAIT_AND_ACQUIRE,
-        {n.QUEUE_ID: queue_id, n.QUEUE_ITEM_ID: item_id, n.QUEUE_DEPTH: depth},
-        tracer=get_tracer(tracer_provider),
+    meter_provider: MeterProvider | None = None,
+) -> QueueWaitSpan:
+    """``queue.wait_and_acquire`` (tracer ``genesis_trio.queue``): the span and metrics of
+    every :class:`~genesis_trio.queue.Queue` wait, for a queue of your own too.
+
+    ``span.joined(depth)`` once the depth is known, ``span.requeued()`` when the waiter
+    lost its place; ``queue.result`` is written on exit (``timeout_error``: the exception
+    that means the wait's own timeout ran out).
+    """
+    return QueueWaitSpan(
+        {
+            n.QUEUE_ID: queue_id,
+            n.QUEUE_ITEM_ID: item_id,
+            n.QUEUE_DEPTH: depth,
+            n.QUEUE_MAX_CONCURRENT: max_concurrent,
+            n.QUEUE_TIMEOUT: timeout,
+        },
+        timeout_error=timeout_error,
+        tracer=get_queue_tracer(tracer_provider),
+        instruments=instruments_for(meter_provider),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 
 from .._version import __version__
+from ._names import QUEUE_TRACER
 
 INSTRUMENTATION_NAME = "genesis_trio"
 
@@ -24,21 +25,36 @@ def _version() -> str:
 
 
 _tracers: weakref.WeakKeyDictionary[Any, trace.Tracer] = weakref.WeakKeyDictionary()
+_queue_tracers: weakref.WeakKeyDictionary[Any, trace.Tracer] = weakref.WeakKeyDictionary()
 
 
 def get_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
     """Our tracer from ``provider`` or, when None, from the global provider *now*."""
+    return _cached_tracer(provider, _tracers, INSTRUMENTATION_NAME, _version())
+
+
+def get_queue_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
+    """The queue's tracer (scope ``genesis_trio.queue``, as the queue has always named it)."""
+    return _cached_tracer(provider, _queue_tracers, QUEUE_TRACER, None)
+
+
+def _cached_tracer(
+    provider: trace.TracerProvider | None,
+    cache: weakref.WeakKeyDictionary[Any, trace.Tracer],
+    name: str,
+    version: str | None,
+) -> trace.Tracer:
     resolved = provider if provider is not None else trace.get_tracer_provider()
     try:
-        tracer = _tracers.get(resolved)
+        tracer = cache.get(resolved)
     except TypeError:  # a provider that cannot be weakly referenced
-        return resolved.get_tracer(INSTRUMENTATION_NAME, _version())
+        return resolved.get_tracer(name, version)
     if tracer is None:
-        tracer = resolved.get_tracer(INSTRUMENTATION_NAME, _version())
+        tracer = resolved.get_tracer(name, version)
         # A proxy tracer must not be cached: it is what stays behind when the
         # user configures the SDK later, and must keep resolving lazily.
         if not isinstance(tracer, trace.ProxyTracer):
-            _tracers[resolved] = tracer
+            cache[resolved] = tracer
     return tracer
 
 

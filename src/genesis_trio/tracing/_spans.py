@@ -37,6 +37,7 @@ __all__ = [
     "DtmfSpan",
     "OperationSpan",
     "OutboundConnectionSpan",
+    "QueueWaitSpan",
     "RingGroupSpan",
     "SendmsgSpan",
     "SuccessSpan",
@@ -141,8 +142,7 @@ class OperationSpan:
             if self.recording:
                 self._finish(exc)
                 if exc is not None and not is_cancellation(exc):
-                    self.span.record_exception(exc)
-                    self.span.set_status(Status(StatusCode.ERROR, error_text(exc)))
+                    self._record_failure(exc)
             self._record_metrics(exc)
         finally:
             self.span.end()
@@ -162,6 +162,11 @@ class OperationSpan:
 
     def _finish(self, exc: BaseException | None) -> None:
         """Write outcome attributes (only called while recording)."""
+
+    def _record_failure(self, exc: BaseException) -> None:
+        """An exception other than a cancellation ended the block (only while recording)."""
+        self.span.record_exception(exc)
+        self.span.set_status(Status(StatusCode.ERROR, error_text(exc)))
 
     def _result_label(self, exc: BaseException | None) -> str:
         if exc is None:
@@ -343,3 +348,75 @@ class DtmfSpan(OperationSpan):
     def _finish(self, exc: BaseException | None) -> None:
         handled = self._handled if self._handled is not None else exc is None
         self.span.set_attribute(n.DTMF_HANDLED, handled and exc is None)
+
+
+class QueueWaitSpan(OperationSpan):
+    """``queue.wait_and_acquire``: one waiter, from joining the line to holding a slot.
+
+    Writes ``queue.result`` on exit: ``acquired`` without an exception, ``timeout`` for the
+    wait's own timeout exception, ``cancelled``, or ``error``. A timeout sets the status to
+    ERROR without recording an exception (the wait ran out, nothing failed); an error records
+    it. With metrics: ``genesis.queue.waiting``, ``genesis.queue.wait_duration`` (``result``),
+    ``genesis.queue.operations`` (``op=acquire``) and ``genesis.timeouts``
+    (``operation=queue.wait``).
+    """
+
+    result: str | None = None
+
+    def __init__(
+        self,
+        attributes: Mapping[str, AttributeValue | None],
+        *,
+        timeout_error: type[BaseException],
+        tracer: trace.Tracer,
+        instruments: Instruments | None = None,
+    ) -> None:
+        super().__init__(
+            n.QUEUE_WAIT_AND_ACQUIRE, attributes, tracer=tracer, instruments=instruments
+        )
+        self._timeout_error = timeout_error
+
+    def joined(self, depth: int) -> None:
+        """Waiters in line, this one included, when it joined (``queue.depth``)."""
+        self.set(n.QUEUE_DEPTH, depth)
+
+    def requeued(self) -> None:
+        """It lost its place in line and joined again at the tail (a span event)."""
+        self.add_event(n.EVENT_QUEUE_REQUEUED)
+
+    def __enter__(self) -> Self:
+        entered = super().__enter__()
+        if self._instruments is not None:
+            self._instruments.queue_waiting.add(1)
+        return entered
+
+    def _conclude(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self.result = "acquired"
+        elif isinstance(exc, self._timeout_error):
+            self.result = "timeout"
+        elif is_cancellation(exc):
+            self.result = "cancelled"
+        else:
+            self.result = "error"
+
+    def _finish(self, exc: BaseException | None) -> None:
+        self.span.set_attribute(n.QUEUE_RESULT, self.result or "error")
+
+    def _record_failure(self, exc: BaseException) -> None:
+        if self.result == "error":
+            self.span.record_exception(exc)
+        self.span.set_status(Status(StatusCode.ERROR, str(exc)))
+
+    def _record_metrics(self, exc: BaseException | None) -> None:
+        instruments = self._instruments
+        if instruments is None:
+            return
+        result = self.result or "error"
+        # No queue id label: ids are the app's and may be per call or per customer.
+        instruments.queue_waiting.add(-1)
+        instruments.queue_wait_duration.record(self.elapsed, {"result": result})
+        if result == "acquired":
+            instruments.queue_operations.add(1, {"op": "acquire"})
+        elif result == "timeout":
+            instruments.timeouts.add(1, {"operation": "queue.wait"})
