@@ -1,8 +1,9 @@
-"""The parser's fast path for event frames in mod_event_socket's own spelling.
+"""The parser's fast paths for frames in mod_event_socket's own spelling.
 
 ``Content-Length: N`` / ``Content-Type: text/event-plain`` (or json) and a
-blank line is how FreeSWITCH writes every event; the parser recognises those
-bytes without building a header block. Whatever the bytes, it must read a
+blank line is how FreeSWITCH writes every event, ``Content-Type: api/response``
+/ ``Content-Length: N`` and a blank line every api reply; the parser recognises
+those bytes without building a header block. Whatever the bytes, it must read a
 stream exactly as the general path does: same messages, same errors.
 """
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from genesis_trio.protocol import (
     CONNECTION_CLOSED,
     NEED_DATA,
+    ApiResponse,
     ESLParser,
     Event,
     Message,
@@ -30,6 +32,9 @@ class _GeneralOnly(ESLParser):
     """The parser as it was before the fast path: every frame through the header block."""
 
     def _event_frame(self, buffer: bytearray) -> Message | None:
+        return None
+
+    def _api_frame(self, buffer: bytearray) -> ApiResponse | None:
         return None
 
 
@@ -55,6 +60,11 @@ def _comparable(message: object) -> object:
             return ("event", list(message.headers.multi_items()), message.body)
         except RemoteProtocolError as exc:
             return ("bad event", str(exc))
+    headers = getattr(message, "headers", None)
+    if headers is not None:
+        # Headers in order, values and all (a repr could hide a difference).
+        items = list(headers.multi_items())
+        return (type(message).__name__, items, getattr(message, "body", None), repr(message))
     return (type(message).__name__, repr(message))
 
 
@@ -98,9 +108,37 @@ def _frames(draw: st.DrawFn) -> bytes:
     return head.encode("utf-8") + body
 
 
+_API_BODY = (
+    "UP 0 years, 0 days, 0 hours, 0 minutes, 2 seconds\nFreeSWITCH is ready \u00e9\n"
+).encode()
+
+
+@st.composite
+def _api_frames(draw: st.DrawFn) -> bytes:
+    """api replies in FreeSWITCH's spelling, and near misses of it."""
+    body = draw(st.sampled_from([_API_BODY, b"", b"-ERR no such command\n", b"\xff\xfe bad"]))
+    size = len(body)
+    near = [str(size), f"0{size}", str(size + 3), str(max(size - 2, 0))]
+    length = draw(st.sampled_from([*near, "", "-1", "99999999999", "999999999999999", "١٢"]))
+    head = draw(
+        st.sampled_from(
+            [
+                f"Content-Type: api/response\nContent-Length: {length}\n\n",
+                f"Content-Type: api/response\nContent-Length: {length}\nX: y\n\n",
+                f"Content-Type: api/response\nContent-Length:{length}\n\n",
+                f"Content-Type: api/responsex\nContent-Length: {length}\n\n",
+                f"Content-Length: {length}\nContent-Type: api/response\n\n",
+                f"\nContent-Type: api/response\nContent-Length: {length}\n\n",
+                f"Content-Type: api/response\nContent-Length: {length}\r\n\n",
+            ]
+        )
+    )
+    return head.encode("utf-8") + body
+
+
 @settings(max_examples=400, deadline=None)
 @given(
-    frames=st.lists(_frames(), min_size=1, max_size=6),
+    frames=st.lists(st.one_of(_frames(), _api_frames()), min_size=1, max_size=6),
     cuts=st.lists(st.integers(0, 2000), max_size=8),
     lazy=st.booleans(),
     max_frame_size=st.sampled_from([64, 100, 16 * 1024 * 1024]),
@@ -135,5 +173,21 @@ def test_an_event_frame_in_freeswitchs_spelling_takes_the_fast_path() -> None:
     event = parser._event_frame(parser._buffer)
     assert isinstance(event, Event)
     assert event.name == "CHANNEL_STATE"
+    assert parser.buffered == 0
+    assert parser.next_event() is _NEED_DATA
+
+
+def test_an_api_reply_in_freeswitchs_spelling_takes_the_fast_path() -> None:
+    parser = ESLParser(lazy_events=True)
+    parser.receive_data(
+        b"Content-Type: api/response\nContent-Length: %d\n\n%s" % (len(_API_BODY), _API_BODY)
+    )
+    reply = parser._api_frame(parser._buffer)
+    assert isinstance(reply, ApiResponse)
+    assert reply.body == _API_BODY.decode()
+    assert dict(reply.headers) == {
+        "Content-Type": "api/response",
+        "Content-Length": str(len(_API_BODY)),
+    }
     assert parser.buffered == 0
     assert parser.next_event() is _NEED_DATA

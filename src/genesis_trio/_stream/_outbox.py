@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio
 import anyio.abc
@@ -20,7 +20,7 @@ import anyio.lowlevel
 from .._exceptions import CommandStage, ConnectionLost
 from .._util import describe_error
 from ..protocol import ApiResponse, CommandReply
-from ._socket import direct_socket
+from ._socket import Notice, direct_socket, trio_path
 
 __all__ = ["Outbox", "QueuedCommand", "Reply", "check_not_cancelled"]
 
@@ -30,7 +30,7 @@ Reply = CommandReply | ApiResponse
 @dataclass(slots=True, eq=False)
 class _PendingReply:
     label: str
-    done: anyio.Event = field(default_factory=anyio.Event)
+    done: Notice
     # Set before the bytes go to the transport: from then on the peer may
     # have them, so a loss reports SENT, never NOT_SENT.
     written: bool = False
@@ -68,6 +68,15 @@ class Outbox:
     ) -> None:
         self._stream = stream
         self._socket = direct_socket(stream)
+        # On trio (the socket is written directly), trio's own primitives: no anyio
+        # layers per command. Otherwise anyio's.
+        if self._socket is not None:
+            fast = trio_path()
+            self._notice: Callable[[], Notice] = fast.notice
+            self._check_not_cancelled = fast.check_not_cancelled
+        else:
+            self._notice = anyio.Event
+            self._check_not_cancelled = check_not_cancelled
         self._write_timeout = write_timeout
         self._on_broken = on_broken
         self._queue: list[_Outgoing] = []
@@ -93,7 +102,7 @@ class Outbox:
 
     async def send(self, data: bytes, label: str) -> Reply:
         """Write one command and wait for the reply that answers it."""
-        await check_not_cancelled()
+        await self._check_not_cancelled()
         return await self.complete(self.queue(data, label))
 
     def queue(self, data: bytes, label: str) -> _Outgoing:
@@ -105,7 +114,7 @@ class Outbox:
         """
         if self._lost is not None:
             raise self._not_sent(label)
-        pending = _PendingReply(label)
+        pending = _PendingReply(label, self._notice())
         # Queued in the same step as its reply slot, so bytes and slots keep one order.
         self._pending.append(pending)
         outgoing = _Outgoing(data, pending)
@@ -145,7 +154,7 @@ class Outbox:
 
     async def send_raw(self, data: bytes) -> None:
         """Write bytes that expect no reply."""
-        await check_not_cancelled()
+        await self._check_not_cancelled()
         if self._lost is not None:
             raise self._not_sent("raw bytes")
         outgoing = _Outgoing(data, None)

@@ -10,13 +10,23 @@ connection uses the socket itself where that is exactly equivalent.
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
 import anyio.abc
 
-__all__ = ["DirectReceiver", "direct_socket"]
+__all__ = ["DirectReceiver", "Notice", "TrioPath", "direct_socket", "trio_path"]
+
+
+class Notice(Protocol):
+    """What the outbox needs of a reply's notice: :class:`anyio.Event`'s ``set``/``wait``."""
+
+    def set(self) -> None: ...
+
+    async def wait(self) -> None: ...
 
 
 def direct_socket(stream: anyio.abc.ByteSendStream) -> socket.socket | None:
@@ -77,3 +87,89 @@ class DirectReceiver:
         except self._trio_closed as exc:
             # Closed by another task while we waited (the connection's own aclose).
             raise anyio.ClosedResourceError from exc
+
+
+class TrioPath:
+    """The outbox's per-command primitives, straight from trio (see :func:`trio_path`).
+
+    ``notice()`` makes what stands for an :class:`anyio.Event` that one task waits
+    on; ``check_not_cancelled()`` is :func:`genesis_trio._stream._outbox.check_not_cancelled`.
+    """
+
+    def __init__(
+        self,
+        notice: Callable[[], Notice],
+        check_not_cancelled: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.notice = notice
+        self.check_not_cancelled = check_not_cancelled
+
+
+@functools.cache
+def trio_path() -> TrioPath:
+    """What a connection on trio uses per command instead of anyio's layers over trio.
+
+    anyio's ``Event()`` looks up the running backend every time it is made and
+    wraps a trio ``Event`` (itself a parking lot with an ordered dict); its
+    ``checkpoint_if_cancelled``, ``current_effective_deadline`` and
+    ``current_time`` look the backend up once each. A command on a connection that
+    does one after the other paid for all of them on every round trip. Made on
+    first use, so a program on asyncio never imports trio for it.
+    """
+    import trio
+
+    checkpoint = trio.lowlevel.checkpoint
+    checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+    current_task = trio.lowlevel.current_task
+    reschedule = trio.lowlevel.reschedule
+    wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
+    succeeded = trio.lowlevel.Abort.SUCCEEDED
+    effective_deadline = trio.current_effective_deadline
+    current_time = trio.current_time
+
+    class TrioNotice:
+        """A one-shot flag one task waits on: ``wait`` behaves as trio's ``Event.wait``.
+
+        A checkpoint either way: set already, it yields once (and raises a pending
+        cancellation); otherwise the task sleeps until ``set`` (cancellable until
+        then: a ``set`` that comes first wins, as with trio's parking lot).
+        """
+
+        __slots__ = ("_flag", "_task")
+
+        def __init__(self) -> None:
+            self._flag = False
+            self._task: trio.lowlevel.Task | None = None
+
+        def is_set(self) -> bool:
+            return self._flag
+
+        def set(self) -> None:
+            if self._flag:
+                return
+            self._flag = True
+            task = self._task
+            if task is not None:
+                self._task = None
+                reschedule(task)
+
+        async def wait(self) -> None:
+            if self._flag:
+                await checkpoint()
+                return
+            if self._task is not None:
+                raise RuntimeError("another task is already waiting for this notice")
+            self._task = current_task()
+
+            def abort(_: object) -> trio.lowlevel.Abort:
+                self._task = None
+                return succeeded
+
+            await wait_task_rescheduled(abort)
+
+    async def check_not_cancelled() -> None:
+        await checkpoint_if_cancelled()
+        if effective_deadline() <= current_time():
+            await checkpoint()
+
+    return TrioPath(TrioNotice, check_not_cancelled)

@@ -48,6 +48,9 @@ _EVENT_LENGTH: Final = b"Content-Length: "
 _LENGTH_AT: Final = len(_EVENT_LENGTH)
 _PLAIN_TYPE: Final = b"\nContent-Type: text/event-plain\n\n"
 _JSON_TYPE: Final = b"\nContent-Type: text/event-json\n\n"
+# An api reply as mod_event_socket writes it (see ESLParser._api_frame).
+_API_START: Final = b"Content-Type: api/response\nContent-Length: "
+_API_LENGTH_AT: Final = len(_API_START)
 
 _EVENT_FORMATS: Final[dict[str, EventFormat]] = {
     "text/event-plain": "plain",
@@ -110,6 +113,10 @@ class ESLParser:
                 event = self._event_frame(buffer)
                 if event is not None:
                     return event
+            elif buffer.startswith(_API_START):
+                response = self._api_frame(buffer)
+                if response is not None:
+                    return response
             end = buffer.find(b"\n\n", self._scan_from)
             if end < 0:
                 size = len(buffer)
@@ -178,6 +185,36 @@ class ESLParser:
         if self._lazy:
             return Event._lazy(body, event_format)
         return decode_event(body, event_format)
+
+    def _api_frame(self, buffer: bytearray) -> ApiResponse | None:
+        """A whole api reply in FreeSWITCH's own spelling, or None: let the general path parse.
+
+        mod_event_socket answers every ``api`` with exactly ``Content-Type:
+        api/response``, ``Content-Length: N`` and a blank line. On a connection that
+        runs one ``api`` after another, recognising those bytes saves building a
+        header block per reply; anything else (another spelling, an unfinished
+        frame, a size over the limit) takes the general path, which reads it (or
+        refuses it) the same way.
+        """
+        line_end = buffer.find(b"\n", _API_LENGTH_AT, _API_LENGTH_AT + 12)
+        if line_end < 0:
+            return None
+        digits = buffer[_API_LENGTH_AT:line_end]
+        # isdigit on bytes is ASCII only, as header_int requires.
+        if not digits.isdigit() or not buffer.startswith(b"\n\n", line_end):
+            return None
+        length = int(digits)
+        start = line_end + 2
+        end = start + length
+        if length > self.max_frame_size or len(buffer) < end:
+            return None
+        body = buffer[start:end].decode("utf-8", "replace")
+        del buffer[:end]
+        self._scan_from = 0
+        headers = Headers._adopt(
+            {"Content-Type": "api/response", "Content-Length": digits.decode()}, None
+        )
+        return ApiResponse(headers, body)
 
     def _at_end(self) -> _Sentinel:
         if not self._eof:
