@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from functools import partial
 
 import anyio
 import anyio.abc
@@ -50,10 +51,13 @@ async def _join_then_hold(
     served: list[str],
     *,
     max_concurrent: int = 1,
+    tracer_provider: TracerProvider | None = None,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """A waiter that reports (through ``task_status``) once Redis has it in line."""
-    queue = Queue(JoinSignal(backend, lambda _depth: task_status.started()))
+    queue = Queue(
+        JoinSignal(backend, lambda _depth: task_status.started()), tracer_provider=tracer_provider
+    )
     async with queue.slot(queue_id, max_concurrent=max_concurrent, item_id=name):
         served.append(name)
         await anyio.lowlevel.checkpoint()
@@ -209,11 +213,20 @@ async def test_lost_redis_state_cancels_the_holder_and_requeues_the_waiter(
     prefix = unique_prefix()
     holder_cancelled = False
     served: list[str] = []
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
 
     async def hold_while_redis_forgets(queue: Queue, nursery: trio.Nursery) -> None:
         nonlocal holder_cancelled
         async with queue.slot("support"):
-            await nursery.start(_join_then_hold, queue.backend, "support", "waiter", served)
+            await nursery.start(
+                partial(_join_then_hold, tracer_provider=provider),
+                queue.backend,
+                "support",
+                "waiter",
+                served,
+            )
             # The heartbeat may notice the loss while the deletion is still
             # returning, so the cancellation can land in either await.
             try:
@@ -234,6 +247,10 @@ async def test_lost_redis_state_cancels_the_holder_and_requeues_the_waiter(
     assert holder_cancelled
     assert caught.value.queue_id == "support"
     assert served == ["waiter"]
+    # The waiter's span says it lost its place and lined up again (docs/queues.md).
+    (waited,) = exporter.get_finished_spans()
+    assert [event.name for event in waited.events] == ["queue.requeued"]
+    assert (waited.attributes or {})["queue.result"] == "acquired"
 
 
 @pytest.mark.trio

@@ -18,9 +18,23 @@ in the line and, once granted, the slot it holds.
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol, runtime_checkable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-__all__ = ["QueueBackend"]
+if TYPE_CHECKING:
+    from ..tracing import QueueWaitSpan
+
+__all__ = ["QueueBackend", "note_requeued", "waiting_span"]
+
+#: The span of the wait the current task is in (set by the Queue around join and wait_for_turn).
+waiting_span: ContextVar[QueueWaitSpan | None] = ContextVar("waiting_span", default=None)
+
+
+def note_requeued() -> None:
+    """For a backend: the current waiter lost its place and joined the line again."""
+    span = waiting_span.get()
+    if span is not None:
+        span.requeued()
 
 
 @runtime_checkable

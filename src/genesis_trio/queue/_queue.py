@@ -18,7 +18,7 @@ from opentelemetry.metrics import MeterProvider
 from .. import tracing
 from .._exceptions import ChannelHangup, ConnectionLost
 from .._util import collapse_single_exception_group
-from ._backend import QueueBackend
+from ._backend import QueueBackend, waiting_span
 from ._errors import QueueTimeoutError
 from ._memory import InMemoryBackend
 
@@ -191,10 +191,14 @@ class Queue:
                 meter_provider=self._meter_provider,
             ) as span:
                 depth = 0
-                with anyio.move_on_after(wait_limit) as deadline:
-                    depth = await backend.join(queue_id, ticket, max_concurrent)
-                    span.joined(depth)
-                    await backend.wait_for_turn(queue_id, ticket)
+                token = waiting_span.set(span)
+                try:
+                    with anyio.move_on_after(wait_limit) as deadline:
+                        depth = await backend.join(queue_id, ticket, max_concurrent)
+                        span.joined(depth)
+                        await backend.wait_for_turn(queue_id, ticket)
+                finally:
+                    waiting_span.reset(token)
                 if deadline.cancelled_caught:
                     raise QueueTimeoutError(queue_id, label, wait_limit or 0.0)
             slot = QueueSlot(queue_id, label, depth, anyio.current_time() - started)

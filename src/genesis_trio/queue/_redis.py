@@ -49,6 +49,7 @@ import anyio.abc
 
 from .._util import collapse_single_exception_group
 from . import _redis_scripts as scripts
+from ._backend import note_requeued
 from ._errors import QueueLeaseLost
 from ._redis_support import (
     RedisClient,
@@ -282,6 +283,7 @@ class RedisBackend(SingleUseLifetime):
                     # is lost, so line up again rather than wait forever.
                     logger.warning("queue %r: ticket %s lost its place; requeued", queue_id, ticket)
                     await self.join(queue_id, ticket, self._limits[ticket])
+                    note_requeued()
                     continue
                 with anyio.move_on_after(self._heartbeat_interval):
                     await granted.wait()
