@@ -8,6 +8,7 @@ event (no hook is registered at all).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -228,21 +229,17 @@ class ConnectionTelemetry:
     # --- commands ---------------------------------------------------------------------
     async def observe_command(self, send: SendCommand, data: bytes, label: str) -> Reply:
         """Run ``send(data, label)`` inside a ``send_command`` span, with metrics."""
-        name = command_name(label)
+        name, span_attributes, labels, count_key = _command_facts(label)
         span = None
         if self.tracer is not None:
             # The attributes go in with the span: one pass through the SDK's checks.
-            attributes = {n.COMMAND_NAME: name}
-            if name in ("api", "bgapi"):
-                words = label.split(" ", 2)
-                if len(words) > 1 and _API_NAME.fullmatch(words[1]):
-                    attributes["command.api"] = words[1]
+            # A copy: the SDK hands them to the sampler, which may keep them.
+            attributes = dict(span_attributes)
             span = self.tracer.start_span(n.SEND_COMMAND, attributes=attributes)
             if not span.is_recording():
                 span.end()
                 span = None
         instruments = self.instruments
-        labels = {"command": name}
         started = time.perf_counter()
         try:
             reply = await send(data, label)
@@ -279,8 +276,7 @@ class ConnectionTelemetry:
             # Counted here, reported when a reader collects (see Tally).
             counts = self._tally.commands_sent if self._tally is not None else None
             if counts is not None:
-                key = (("command", name),)
-                counts[key] = counts.get(key, 0) + 1
+                counts[count_key] = counts.get(count_key, 0) + 1
             instruments.commands_duration.record(time.perf_counter() - started, labels)
             if failed:
                 instruments.commands_errors.add(1, {"command": name, "error": "err_reply"})
@@ -378,6 +374,27 @@ def _attached(context: Context) -> Iterator[object]:
         yield None
     finally:
         otel_context.detach(token)
+
+
+@functools.lru_cache(maxsize=256)
+def _command_facts(
+    label: str,
+) -> tuple[str, Mapping[str, str], Mapping[str, str], TallyKey]:
+    """What a command's span and metrics say about ``label``, worked out once per label.
+
+    The command name, the span's attributes known before the reply, the metrics'
+    labels and the tally key. Labels repeat (``api status``, ``sendmsg``), so a
+    connection running one command after another looks them up instead of
+    splitting and matching the label every time. Bounded: a label carrying
+    arguments does not grow it without limit. Nothing here may be mutated.
+    """
+    name = command_name(label)
+    attributes = {n.COMMAND_NAME: name}
+    if name in ("api", "bgapi"):
+        words = label.split(" ", 2)
+        if len(words) > 1 and _API_NAME.fullmatch(words[1]):
+            attributes["command.api"] = words[1]
+    return name, attributes, {"command": name}, (("command", name),)
 
 
 def _reply_failed(reply: Reply) -> bool:
