@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,23 @@ from .protocol import EventFormat
 __all__ = ["Outbound", "OutboundHandler"]
 
 OutboundHandler = Callable[[Session], Awaitable[Any]]
+
+
+def peer_address(stream: anyio.abc.SocketStream, raw: socket.socket | None) -> tuple[str, int]:
+    """FreeSWITCH's end of an accepted socket: ``stream.extra(remote_address)``, or ("", 0).
+
+    ``raw``: the stream's socket when the connection found it (IPv4: its
+    ``getpeername()`` is what ``remote_address`` gives, without the stream
+    building its whole attribute map, a getpeername included, once more).
+    """
+    if raw is not None and raw.family == socket.AF_INET:
+        try:
+            host, port = raw.getpeername()
+        except OSError:
+            return "", 0
+        return str(host), int(port)
+    peer = stream.extra(SocketAttribute.remote_address, ("", 0))
+    return (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
 
 
 class Outbound:
@@ -151,8 +169,6 @@ class Outbound:
         await self.serve()
 
     async def _handle_connection(self, stream: anyio.abc.SocketStream) -> None:
-        peer = stream.extra(SocketAttribute.remote_address, ("", 0))
-        peer_host, peer_port = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
         telemetry = tracing.ConnectionTelemetry.create(
             "outbound",
             tracer_provider=self._tracer_provider,
@@ -164,6 +180,7 @@ class Outbound:
             write_timeout=self.write_timeout,
             observer=telemetry,
         )
+        peer_host, peer_port = peer_address(stream, connection.direct_socket)
         try:
             with tracing.outbound_handle_connection(
                 peer_host, peer_port, connection=connection, tracer_provider=self._tracer_provider

@@ -14,6 +14,7 @@ commands, events and the connection's end.
 from __future__ import annotations
 
 import math
+import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -111,6 +112,11 @@ class ESLConnection(Generic[_Observer]):
     def auth_requested(self) -> anyio.Event:
         """Set once FreeSWITCH asked an inbound connection to authenticate."""
         return self._auth_requested.event
+
+    @property
+    def direct_socket(self) -> socket.socket | None:
+        """The socket under the stream when it is written directly (anyio's trio sockets)."""
+        return self._outbox.direct_socket
 
     @property
     def telemetry(self) -> _Observer | None:

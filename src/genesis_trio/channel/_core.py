@@ -9,8 +9,9 @@ checked; ``_channel.py`` assembles the public :class:`~genesis_trio.Channel`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .. import tracing
@@ -276,7 +277,7 @@ class ChannelCore:
         """
         if span is None:
             return OutcomeScope(name, timeout=timeout)
-        return _traced_operation(span, name, timeout)
+        return _TracedOperation(span, name, timeout)
 
     # --- commands aimed at this channel ---------------------------------------------------
     async def _sendmsg(
@@ -306,16 +307,40 @@ class ChannelCore:
             raise
 
 
-@contextmanager
-def _traced_operation(
-    span: tracing.OperationSpan, name: str, timeout: float | None
-) -> Iterator[OutcomeScope]:
-    """An operation with a span: the span records how the OutcomeScope ended."""
+class _TracedOperation:
+    """An operation with a span: ``with span, OutcomeScope(...)``, the span recording how
+    the scope ended (a class: a generator context manager costs every operation more)."""
 
-    def record(outcome: Outcome) -> None:
+    __slots__ = ("_scope", "_span")
+
+    def __init__(self, span: tracing.OperationSpan, name: str, timeout: float | None) -> None:
+        self._span = span
+        self._scope = OutcomeScope(name, timeout=timeout, on_outcome=self._record)
+
+    def _record(self, outcome: Outcome) -> None:
+        span = self._span
         span.set(tracing.names.WAIT_RESULT, outcome.value)
         if isinstance(span, tracing.WaitSpan):
             span.set_result(tracing.WaitResult(outcome.value))
 
-    with span, OutcomeScope(name, timeout=timeout, on_outcome=record) as scope:
-        yield scope
+    def __enter__(self) -> OutcomeScope:
+        self._span.__enter__()
+        try:
+            return self._scope.__enter__()
+        except BaseException as exc:
+            self._span.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._scope.__exit__(exc_type, exc, tb)
+        except BaseException as raised:
+            # What a ``with span, scope:`` does: the span sees what left the scope.
+            self._span.__exit__(type(raised), raised, raised.__traceback__)
+            raise
+        self._span.__exit__(exc_type, exc, tb)
