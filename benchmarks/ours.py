@@ -6,6 +6,9 @@ Usage: ``python -m benchmarks.ours consumer --format plain --names A,B --port P`
 ``(Event) -> None`` with ``ESLConnection.add_event_hook`` (``noop`` for a
 do-nothing hook), so the cost of per-event instrumentation can be measured by
 rerunning the same benchmark with and without it.
+
+``api-floor`` is no library at all: the floor of a sequential ``api status``
+round trip on trio (see :func:`bench_api_floor`), measured the same way.
 """
 
 from __future__ import annotations
@@ -185,9 +188,58 @@ async def bench_api(port: int, calls: int, concurrency: int) -> dict[str, Any]:
     return {"count": calls, "seconds": seconds, "rate": calls / seconds, "cpu": cpu / seconds}
 
 
+async def bench_api_floor(port: int, calls: int) -> dict[str, Any]:
+    """Sequential ``api status`` calls with no library: the floor of a round trip on trio.
+
+    A non-blocking socket, ``send`` of the command, ``trio.lowlevel.wait_readable`` and
+    ``recv`` until the header block and its ``Content-Length`` body are in, found with
+    ``bytes.find``: what any trio client must do per call, and nothing else (no parsing
+    into messages, no task but this one, no cancellation checks, no reply matching).
+    """
+    import socket
+
+    import trio
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setblocking(False)
+    buffer = b""
+
+    async def frame() -> bytes:
+        nonlocal buffer
+        while True:
+            end = buffer.find(b"\n\n")
+            if end >= 0:
+                at = buffer.find(b"Content-Length: ", 0, end)
+                length = 0 if at < 0 else int(buffer[at + 16 : buffer.find(b"\n", at, end + 1)])
+                if len(buffer) >= end + 2 + length:
+                    whole, buffer = buffer[: end + 2 + length], buffer[end + 2 + length :]
+                    return whole
+            await trio.lowlevel.wait_readable(sock)
+            buffer += sock.recv(65536)
+
+    try:
+        await frame()  # auth/request
+        sock.sendall(f"auth {PASSWORD}\n\n".encode())
+        if b"+OK" not in await frame():
+            raise RuntimeError("auth refused")
+        command = b"api status\n\n"
+        sock.sendall(command)
+        await frame()  # warm the path once, outside the clock, as bench_api does
+        cpu = time.process_time()
+        start = time.perf_counter()
+        for _ in range(calls):
+            sock.sendall(command)
+            await frame()
+        seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+    finally:
+        sock.close()
+    return {"count": calls, "seconds": seconds, "rate": calls / seconds, "cpu": cpu / seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="genesis_trio side of the benchmarks")
-    parser.add_argument("bench", choices=["consumer", "raw", "api-seq", "api-conc"])
+    parser.add_argument("bench", choices=["consumer", "raw", "api-seq", "api-conc", "api-floor"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--format", dest="event_format", choices=["plain", "json"])
     parser.add_argument("--names", default="", help="comma-separated handler event names")
@@ -228,6 +280,10 @@ def main() -> None:
         )
     elif args.bench == "raw":
         job = lambda: bench_raw(args.port, fmt, args.events, hook)  # noqa: E731
+    elif args.bench == "api-floor":
+        if args.backend != "trio":
+            parser.error("api-floor runs on trio")
+        job = lambda: bench_api_floor(args.port, args.calls)  # noqa: E731
     else:
         concurrency = 1 if args.bench == "api-seq" else args.concurrency
         job = lambda: bench_api(args.port, args.calls, concurrency)  # noqa: E731
@@ -239,7 +295,11 @@ def main() -> None:
     result = anyio.run(bounded, backend=args.backend)
     if exported_spans is not None:
         result["spans"] = exported_spans()
-    result["library"] = f"genesis_trio {genesis_trio.__version__} ({args.backend})"
+    result["library"] = (
+        "none (a trio socket only)"
+        if args.bench == "api-floor"
+        else f"genesis_trio {genesis_trio.__version__} ({args.backend})"
+    )
     print(json.dumps(result), flush=True)
 
 

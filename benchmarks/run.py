@@ -51,6 +51,9 @@ class Benchmark:
     target: float | None = None  # --targets: the ratio aimed at, SDK off
     target_on: float | None = None  # ... and with the SDK on (--otel)
     needs_names: str | None = None  # event format whose recorded names become handlers
+    # No library in it (benchmarks.ours api-floor): shown for scale against `peer_of`'s
+    # Genesis samples, with the SDK off only, and left out of the chart.
+    reference: bool = False
 
 
 BENCHMARKS: tuple[Benchmark, ...] = (
@@ -155,6 +158,15 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         ("api-conc",),
         target_on=4.0,
     ),
+    Benchmark(
+        "api-floor",
+        "api status, sequential: floor, no library",
+        "calls/s",
+        ("api-floor",),
+        None,
+        peer_of="api-seq",
+        reference=True,
+    ),
 )
 
 
@@ -171,6 +183,8 @@ class Row:
 
     def samples(self, side: str, sdk: bool, rows_by_key: dict[str, Row]) -> list[dict[str, Any]]:
         """``side`` is "ours" or "peer"; a row without its own Genesis run borrows one."""
+        if sdk and self.benchmark.reference:
+            return []
         if side == "ours":
             return self.ours_on if sdk else self.ours
         own = self.peer_on if sdk else self.peer
@@ -562,6 +576,19 @@ def footnotes(
                     "our json path against what Genesis's Consumer does with the same events "
                     "(it only subscribes in plain)."
                 )
+    if "api-floor" in medians and "api-seq" in medians:
+        floor = median_per_cpu(medians["api-floor"].ours)
+        ours = median_per_cpu(medians["api-seq"].ours)
+        peer = median_per_cpu(medians["api-seq"].peer)
+        if floor and ours and peer:
+            notes.append(
+                "floor (benchmarks/ours.py api-floor): sequential 'api status' with no "
+                "library, on trio: a non-blocking socket, send, wait_readable, recv until the "
+                "header block and its Content-Length body are in (bytes.find); no message "
+                "parsing, one task. CPU per call: floor "
+                f"{1e6 / floor:.0f} us, genesis_trio {1e6 / ours:.0f} us, Genesis "
+                f"{1e6 / peer:.0f} us (SDK off). Its ratio column is floor / Genesis."
+            )
     if meta.get("ceiling"):
         ceiling = meta["ceiling"]
         notes.append(
@@ -637,6 +664,7 @@ def plot(
     from matplotlib.ticker import FuncFormatter
 
     times = FuncFormatter(lambda value, _: f"{value:g}x")
+    rows = [row for row in rows if not row.benchmark.reference]
 
     labels = [_label(row, meta) for row in rows]
     off = [cells(row, False, rows_by_key).per_cpu_ratio for row in rows]
@@ -852,7 +880,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     (side, False, command, source)
                     for side, command in _sample_commands(args, bench, source, otel=False)
                 ]
-                if source_on is not None:
+                if source_on is not None and not bench.reference:
                     jobs += [
                         (side, True, command, source_on)
                         for side, command in _sample_commands(args, bench, source_on, otel=True)
