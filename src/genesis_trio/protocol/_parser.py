@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from .._exceptions import RemoteProtocolError
@@ -51,6 +52,10 @@ _JSON_TYPE: Final = b"\nContent-Type: text/event-json\n\n"
 # An api reply as mod_event_socket writes it (see ESLParser._api_frame).
 _API_START: Final = b"Content-Type: api/response\nContent-Length: "
 _API_LENGTH_AT: Final = len(_API_START)
+# An outbound connect reply: the channel data, Event-Name first (see _channel_data_frame).
+_CHANNEL_DATA_START: Final = b"Event-Name: "
+_COMMAND_REPLY_TYPE: Final = b"Content-Type: command/reply"
+_NO_COLON_LINE: Final = re.compile(rb"^[^:\n]*$", re.MULTILINE)
 
 _EVENT_FORMATS: Final[dict[str, EventFormat]] = {
     "text/event-plain": "plain",
@@ -127,6 +132,10 @@ class ESLParser:
                 # Resume one byte early: the "\n\n" may straddle two reads.
                 self._scan_from = max(size - 1, 0)
                 return self._at_end()
+            if self._lazy and buffer.startswith(_CHANNEL_DATA_START):
+                reply = self._channel_data_frame(buffer, end)
+                if reply is not None:
+                    return reply
             text = buffer[:end].decode("utf-8", "replace")
             headers = parse_header_lines(text, decode=False)
             del buffer[: end + 2]
@@ -215,6 +224,27 @@ class ESLParser:
             {"Content-Type": "api/response", "Content-Length": digits.decode()}, None
         )
         return ApiResponse(headers, body)
+
+    def _channel_data_frame(self, buffer: bytearray, end: int) -> CommandReply | None:
+        """An outbound ``connect`` reply (its header block is the channel's ~100 headers,
+        ``Event-Name`` first), kept undecoded without splitting it into a header dict
+        first; None: let the general path read it.
+
+        Taken only when the general path would read the block as that same reply:
+        no ``Content-Length`` (a body would follow), every line a well-formed
+        header (a malformed one must raise here, as the general path does), and
+        ``command/reply`` as its first ``Content-Type``.
+        """
+        block = bytes(buffer[:end])
+        if b"\nContent-Length:" in block or b"\n:" in block or _NO_COLON_LINE.search(block):
+            return None
+        at = block.find(b"\nContent-Type:") + 1
+        line_end = block.find(b"\n", at)
+        if not at or block[at : end if line_end < 0 else line_end] != _COMMAND_REPLY_TYPE:
+            return None
+        del buffer[: end + 2]
+        self._scan_from = 0
+        return CommandReply._channel_data(Event._lazy(block, "plain"))
 
     def _at_end(self) -> _Sentinel:
         if not self._eof:
