@@ -179,14 +179,26 @@ class Routes:
                 job.done.set()
         routes = self._by_key
         if routes:
-            # As in FreeSWITCH's own subscriptions, only CUSTOM events route by subclass.
-            subclass = event.get("Event-Subclass") if name == "CUSTOM" else None
-            for key in (name, subclass, ALL):
-                subs = routes.get(key) if key is not None else None
+            # By name, then (only CUSTOM events, as in FreeSWITCH's own subscriptions) by
+            # subclass, then ALL; written out, not a loop over a tuple of keys: most events
+            # of a busy connection find no route at all here.
+            subs = routes.get(name) if name is not None else None
+            if subs:
+                for sub in subs:
+                    if sub.matches is None or sub.matches(event):
+                        sub.deliver(event)
+            if name == "CUSTOM":
+                subclass = event.get("Event-Subclass")
+                subs = routes.get(subclass) if subclass is not None else None
                 if subs:
                     for sub in subs:
                         if sub.matches is None or sub.matches(event):
                             sub.deliver(event)
+            subs = routes.get(ALL)
+            if subs:
+                for sub in subs:
+                    if sub.matches is None or sub.matches(event):
+                        sub.deliver(event)
         if self._by_uuid:
             uuid = event.get("Unique-ID")
             subs = self._by_uuid.get(uuid) if uuid is not None else None

@@ -112,7 +112,7 @@ class ESLParser:
         buffer = self._buffer
         if self._pending is None:
             # Tolerate stray blank lines between frames.
-            while buffer[:1] == b"\n":
+            while buffer.startswith(b"\n"):  # (a slice would copy a byte per frame)
                 del buffer[:1]
             if buffer.startswith(_EVENT_LENGTH):
                 event = self._event_frame(buffer)
