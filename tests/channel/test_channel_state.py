@@ -223,3 +223,66 @@ def test_state_names_map_as_the_enum_members_say(name: str) -> None:
     assert ChannelState.from_freeswitch(name) is ChannelState.__members__.get(
         name.removeprefix("CS_")
     )
+
+
+class _ReadsEveryHangupHeader(ChannelStatus):
+    """The plain implementation: every later hangup event's cause and Q.850 code are read."""
+
+    __slots__ = ()
+
+    def _apply_fields(self, name, state_name, call_state, answer_state, get):  # type: ignore[no-untyped-def]
+        if state_name is not None:
+            state = ChannelState.from_freeswitch(state_name)
+            if state is not None:
+                self.state = state
+        if call_state is not None:
+            self.call_state = call_state
+        if answer_state is not None:
+            self.answer_state = answer_state
+            if answer_state == "answered":
+                self.answered = True
+        if (
+            answer_state == "hangup"
+            or state_name in ("CS_HANGUP", "CS_REPORTING", "CS_DESTROY")
+            or name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY")
+        ):
+            if self.hung_up:
+                self._note_hangup(get("Hangup-Cause"), get("variable_hangup_cause_q850"))
+            else:
+                self._mark_hung_up(get("Hangup-Cause"))
+
+
+_HANGUP_STEP = st.fixed_dictionaries(
+    {
+        "Event-Name": st.sampled_from(
+            ["CHANNEL_STATE", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"]
+        ),
+    },
+    optional={
+        "Channel-State": st.sampled_from(["CS_EXECUTE", "CS_HANGUP", "CS_REPORTING"]),
+        "Answer-State": st.sampled_from(["answered", "hangup"]),
+        "Hangup-Cause": st.sampled_from(["", "NORMAL_CLEARING", "USER_BUSY"]),
+        "variable_hangup_cause_q850": st.sampled_from(["16", "17", "x"]),
+    },
+)
+
+
+@given(steps=st.lists(_HANGUP_STEP, max_size=8))
+def test_later_hangup_events_give_what_reading_all_their_headers_gave(
+    steps: list[dict[str, str]],
+) -> None:
+    """Once hung up, a later event's cause and Q.850 code are read only while unknown."""
+    status, plain = ChannelStatus("u1"), _ReadsEveryHangupHeader("u1")
+    for step in steps:
+        for target in (status, plain):
+            target.apply(Event({**step, "Unique-ID": "u1"}))
+        assert (status.hung_up, status.hangup_cause, status.hangup_cause_q850) == (
+            plain.hung_up,
+            plain.hangup_cause,
+            plain.hangup_cause_q850,
+        )
+        assert (status.state, status.bridged_to, status.park_event) == (
+            plain.state,
+            plain.bridged_to,
+            plain.park_event,
+        )

@@ -260,8 +260,13 @@ class ChannelStatus:
                 self.answered = True
         if answer_state == "hangup" or state_name in _ENDED_STATES or name in HANGUP_EVENTS:
             if self.hung_up:
-                # Told again (FreeSWITCH does, several times): only this event is new.
-                self._note_hangup(get("Hangup-Cause"), get("variable_hangup_cause_q850"))
+                # Told again (FreeSWITCH does, several times): only this event is new, and
+                # only what is still unknown is read from it (the Q.850 variable sits deep
+                # in the event, or is absent: a scan of all of it).
+                self._note_hangup(
+                    get("Hangup-Cause") if self.hangup_cause is None else None,
+                    get("variable_hangup_cause_q850") if self.hangup_cause_q850 is None else None,
+                )
             else:
                 self._mark_hung_up(get("Hangup-Cause"))
 
