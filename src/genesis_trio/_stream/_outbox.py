@@ -85,8 +85,12 @@ class Outbox:
         self._gathering = False
         self._write_done: anyio.Event | None = None
         # A list, not a deque: a few commands wait at a time, and an empty deque costs an idle
-        # connection ~700 bytes where a list costs 56.
+        # connection ~700 bytes where a list costs 56. The oldest waiting slot is at
+        # ``_answered``: a reply moves that index instead of shifting the list (pop(0) is
+        # O(n) per reply with thousands in flight); the list is emptied whenever every slot
+        # in it was answered, so one command at a time never grows it.
         self._pending: list[_PendingReply] = []
+        self._answered = 0
         # Set once, by fail(): from then on nothing more is written.
         self._lost: BaseException | None = None
 
@@ -98,7 +102,7 @@ class Outbox:
     @property
     def waiting(self) -> int:
         """Commands written (or queued to be) whose reply has not come yet."""
-        return len(self._pending)
+        return len(self._pending) - self._answered
 
     async def send(self, data: bytes, label: str) -> Reply:
         """Write one command and wait for the reply that answers it."""
@@ -143,7 +147,12 @@ class Outbox:
             return
         self._queue.remove(outgoing)
         if outgoing.pending is not None:
-            self._pending.remove(outgoing.pending)
+            self._forget(outgoing.pending)
+
+    def _forget(self, pending: _PendingReply) -> None:
+        """Drop a slot whose command was never sent (it waits, so it is past ``_answered``)."""
+        slots = self._pending
+        del slots[slots.index(pending, self._answered)]
 
     def _not_sent(self, what: str) -> ConnectionLost:
         reason = self._lost
@@ -165,9 +174,25 @@ class Outbox:
 
     def reply_arrived(self, reply: Reply) -> bool:
         """Hand a reply to the oldest waiting slot; False when no command waits for one."""
-        if not self._pending:
+        slots = self._pending
+        index = self._answered
+        waiting = len(slots) - index
+        if waiting == 1:
+            # The last one waiting (one command in flight: the usual case).
+            pending = slots[index]
+            slots.clear()
+            if index:
+                self._answered = 0
+        elif waiting:
+            pending = slots[index]
+            index += 1
+            if index >= 64 and index * 2 >= len(slots):
+                # Mostly answered slots: drop them (amortised O(1) per reply).
+                del slots[:index]
+                index = 0
+            self._answered = index
+        else:
             return False
-        pending = self._pending.pop(0)
         pending.reply = reply
         pending.done.set()
         return True
@@ -177,7 +202,9 @@ class Outbox:
         self._lost = reason
         self._queue.clear()
         self._wake_writers()
-        failed, self._pending = self._pending, []
+        failed = self._pending[self._answered :]
+        self._pending = []
+        self._answered = 0
         for pending in failed:
             stage = CommandStage.SENT if pending.written else CommandStage.NOT_SENT
             pending.error = ConnectionLost(f"{pending.label!r}: {reason}", stage=stage)
@@ -218,7 +245,7 @@ class Outbox:
             # Never handed to the transport: withdraw it, nothing was sent.
             self._queue.remove(outgoing)
             if outgoing.pending is not None:
-                self._pending.remove(outgoing.pending)
+                self._forget(outgoing.pending)
 
     async def _write_batch(self) -> None:
         self._writing = True
@@ -258,7 +285,7 @@ class Outbox:
                     # send below meets it again and reports it as it always does.
                     sent = 0
                 if sent == len(data):
-                    if gather and len(self._pending) > 1:
+                    if gather and len(self._pending) - self._answered > 1:
                         # Other commands are in flight: let their callers run before
                         # the next write, so what they queue goes out in one batch.
                         self._gathering = True
