@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 from .._exceptions import RemoteProtocolError
@@ -55,7 +54,7 @@ _API_LENGTH_AT: Final = len(_API_START)
 # An outbound connect reply: the channel data, Event-Name first (see _channel_data_frame).
 _CHANNEL_DATA_START: Final = b"Event-Name: "
 _COMMAND_REPLY_TYPE: Final = b"Content-Type: command/reply"
-_NO_COLON_LINE: Final = re.compile(rb"^[^:\n]*$", re.MULTILINE)
+_ALL_BUT_LINE_BREAKS_AND_COLONS: Final = bytes(set(range(256)) - set(b"\n:"))
 
 _EVENT_FORMATS: Final[dict[str, EventFormat]] = {
     "text/event-plain": "plain",
@@ -236,7 +235,12 @@ class ESLParser:
         ``command/reply`` as its first ``Content-Type``.
         """
         block = bytes(buffer[:end])
-        if b"\nContent-Length:" in block or b"\n:" in block or _NO_COLON_LINE.search(block):
+        if b"\nContent-Length:" in block or b"\n:" in block:
+            return None
+        # Every line holds a colon: with all but line breaks and colons deleted (in C),
+        # no line break may be first, last or next to another.
+        marks = block.translate(None, _ALL_BUT_LINE_BREAKS_AND_COLONS)
+        if marks.endswith(b"\n") or b"\n\n" in marks:
             return None
         at = block.find(b"\nContent-Type:") + 1
         line_end = block.find(b"\n", at)
