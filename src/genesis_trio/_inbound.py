@@ -24,7 +24,7 @@ from ._dispatch import (
     HandlerRegistration,
 )
 from ._exceptions import AuthenticationError, CommandError, ConnectionLost, ConnectTimeout
-from ._reconnect import Backoff, LivenessStream
+from ._reconnect import Backoff, LivenessStream, count_reconnect
 from ._stream import ESLConnection
 from ._stream._routes import Routes
 from ._subscription import ConnectionGap, Overflow, Subscription
@@ -282,19 +282,11 @@ class Inbound(ESLClient):
         for name in intent.subscriptions:
             self._switch_subscriptions.setdefault(name, 0)
 
-    def _count_reconnect(self, error: BaseException | None) -> None:
-        """genesis.connections.reconnects (and .errors for a failed attempt)."""
-        meter_provider = self._meter_provider
-        if error is not None:
-            # As for the first connect (inbound_connect): an attempt that never got an
-            # authenticated connection failed to connect; it lost nothing.
-            failed = "connect_failed" if isinstance(error, ConnectionLost) else error
-            tracing.record_connection_error("inbound", failed, meter_provider=meter_provider)
-        tracing.record_reconnect("inbound", succeeded=error is None, meter_provider=meter_provider)
-
     async def _supervise(self, backoff: Backoff) -> None:
         """Wait for the connection to end; re-establish it, for as long as the client lives."""
         attempt = 0
+        routes = self._lasting_routes
+        assert routes is not None
         while True:
             connection = self._connection
             up_since = anyio.current_time()
@@ -304,6 +296,7 @@ class Inbound(ESLClient):
             lost_at = anyio.current_time()
             assert self._ready is not None
             self._ready = False
+            routes.hold()  # the new connection's first items come after the gap marker
             intent = self._switch_state
             reason = str(connection.lost_reason or "connection closed")
             if lost_at - up_since >= backoff.healthy_after:
@@ -335,11 +328,11 @@ class Inbound(ESLClient):
                         attempts,
                         exc,
                     )
-                    self._count_reconnect(exc)
+                    count_reconnect(exc, self._meter_provider)
                     continue
                 break
             self.reconnects += 1
-            self._count_reconnect(None)
+            count_reconnect(None, self._meter_provider)
             restored_at = anyio.current_time()
             logger.warning(
                 "reconnected to %s:%s after %.1f s (%d attempts)",
@@ -351,6 +344,7 @@ class Inbound(ESLClient):
             gap = ConnectionGap(reason, lost_at, restored_at, attempts)
             for subscription in list(self._gap_subscriptions or ()):
                 subscription.deliver(gap)
+            routes.release()
             self._set_ready()
 
     def _set_ready(self) -> None:

@@ -9,8 +9,12 @@ from typing import Any
 
 import anyio
 import anyio.abc
+from opentelemetry.metrics import MeterProvider
 
-__all__ = ["Backoff", "LivenessStream"]
+from . import tracing
+from ._exceptions import ConnectionLost
+
+__all__ = ["Backoff", "LivenessStream", "count_reconnect"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +96,13 @@ class LivenessStream(anyio.abc.ByteStream):
     @property
     def extra_attributes(self) -> Mapping[Any, Any]:
         return self._stream.extra_attributes
+
+
+def count_reconnect(error: BaseException | None, meter_provider: MeterProvider | None) -> None:
+    """genesis.connections.reconnects (and .errors for a failed attempt)."""
+    if error is not None:
+        # As for the first connect (inbound_connect): an attempt that never got an
+        # authenticated connection failed to connect; it lost nothing.
+        failed = "connect_failed" if isinstance(error, ConnectionLost) else error
+        tracing.record_connection_error("inbound", failed, meter_provider=meter_provider)
+    tracing.record_reconnect("inbound", succeeded=error is None, meter_provider=meter_provider)

@@ -326,3 +326,33 @@ async def test_ops_readiness_of_a_reconnecting_inbound(
         with trio.fail_after(120):
             await client.wait_ready()
         assert ops.ready
+
+
+async def test_the_gap_marker_comes_before_the_new_connections_first_event(
+    fake: FakeFreeSWITCH, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Asked for in two commands, the events come back as one on the new connection: a
+    # command line the fake sees only once the reconnect is asking for events again.
+    async with Inbound(fake.host, fake.port, "ClueCon", reconnect=NO_JITTER) as client:
+        await client.events("CHANNEL_ANSWER")
+        await client.events("demo::x")
+        await client.filter("X-Keep", "yes")
+        async with client.subscribe("demo::x", gaps=True) as events:
+
+            async def fire_while_the_reconnect_restores() -> None:
+                await fake.wait_for_command("event plain CHANNEL_ANSWER CUSTOM demo::x")
+                # Until the client is ready again (the filter is still to be asked again
+                # after the events), one event per scheduler pass, bounded by that.
+                while not client.ready:
+                    fake.fire(custom(fake, "demo::x", **{"X-Keep": "yes", "X-N": "early"}))
+                    await trio.lowlevel.checkpoint()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(fire_while_the_reconnect_restores)
+                await lose_and_wait_ready(fake, client)
+            with trio.fail_after(10):
+                first = await events.receive()
+                second = await events.receive()
+            assert isinstance(first, ConnectionGap)
+            assert isinstance(second, Event)
+            assert second["X-N"] == "early"

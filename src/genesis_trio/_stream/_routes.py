@@ -58,6 +58,8 @@ class Routes:
         self._log_subscribers: list[Subscription[LogData]] = []
         # Set once, by close(): a subscription opened afterwards fails at once.
         self._lost: BaseException | None = None
+        # While a reconnecting client's routes hold (see hold()), what arrives waits here.
+        self._held: list[Event | LogData] | None = None
 
     @property
     def buffered(self) -> int:
@@ -168,7 +170,30 @@ class Routes:
         return job.event
 
     # --- delivering (the reader) ------------------------------------------
+    def hold(self) -> None:
+        """Keep what arrives from now on until :meth:`release` (a reconnect under way).
+
+        A reconnecting client's ``gaps=True`` subscriptions must read the
+        :class:`ConnectionGap` marker before the new connection's first event or log
+        line, but the new connection delivers as soon as its subscription is asked
+        again, before the reconnect is complete and the marker exists.
+        """
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Deliver what was held, in the order it arrived, and stop holding."""
+        held, self._held = self._held, None
+        for item in held or ():
+            if isinstance(item, Event):
+                self.route(item)
+            else:
+                self.deliver_log(item)
+
     def route(self, event: Event) -> None:
+        if self._held is not None:
+            self._held.append(event)
+            return
         # Each lookup reads one header from the undecoded event (see Event).
         name = event.get("Event-Name")
         if name == "BACKGROUND_JOB" and self._jobs:
@@ -208,6 +233,9 @@ class Routes:
                         sub.deliver(event)
 
     def deliver_log(self, log: LogData) -> None:
+        if self._held is not None:
+            self._held.append(log)
+            return
         for sub in self._log_subscribers:
             sub.deliver(log)
 
