@@ -11,6 +11,7 @@ the :class:`_SwitchState` of its last connection on the next one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -51,13 +52,20 @@ class _SwitchState:
 
     def event_words(self) -> list[str]:
         """The words of one ``event`` command asking for these subscriptions again."""
-        if self.subscribed_all:
-            return ["ALL"]
-        names = list(self.subscriptions)
-        plain = [n for n in names if "::" not in n and n not in ("CUSTOM", "ALL")]
-        subclasses = [n for n in names if "::" in n]
-        custom = ["CUSTOM", *subclasses] if "CUSTOM" in names or subclasses else []
-        return plain + custom
+        return ["ALL"] if self.subscribed_all else event_command_words(self.subscriptions)
+
+
+def event_command_words(names: Iterable[str]) -> list[str]:
+    """The words of one ``event`` command for these event names and CUSTOM subclasses:
+    the names, then ``CUSTOM`` and the subclasses (FreeSWITCH reads a subclass only
+    after ``CUSTOM``); just ``ALL`` when it is among them."""
+    names = list(names)
+    if "ALL" in names:
+        return ["ALL"]
+    plain = [n for n in names if "::" not in n and n != "CUSTOM"]
+    subclasses = [n for n in names if "::" in n]
+    custom = ["CUSTOM", *subclasses] if "CUSTOM" in names or subclasses else []
+    return plain + custom
 
 
 class ClientCore:

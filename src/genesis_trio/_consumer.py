@@ -17,6 +17,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from . import tracing
+from ._client_core import event_command_words
 from ._dispatch import DEFAULT_HANDLER_THREADS, in_worker_thread, is_async_callable
 from ._exceptions import ConnectionLost, ConnectTimeout, LocalProtocolError
 from ._inbound import Inbound
@@ -332,10 +333,7 @@ class Consumer:
                 )
 
     async def _subscribe(self, client: Inbound, *, reconnecting: bool) -> None:
-        names = list(self.handlers) or ["ALL"]
-        plain = [n for n in names if "::" not in n]
-        subclasses = [n for n in names if n not in plain]
-        words = plain + (["CUSTOM", *subclasses] if subclasses else [])
+        words = event_command_words(self.handlers or ["ALL"])
         while True:
             try:
                 await client.events(*words, event_format=self.event_format)
