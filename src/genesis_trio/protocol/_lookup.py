@@ -15,7 +15,7 @@ from typing import Final
 
 from ._codec import url_decode
 
-__all__ = ["UNSURE", "lookup_json", "lookup_plain", "plain_needles"]
+__all__ = ["UNSURE", "lookup_json", "lookup_plain", "plain_needles", "plain_value_at"]
 
 
 class _Unsure:
@@ -66,8 +66,7 @@ def lookup_plain(raw: bytes, head_end: int, name: str) -> str | _Unsure | None:
         return UNSURE
     first, later = needles
     # One search for "Name:" at a line start; the colon ends the name, so "Name-X:"
-    # never matches. FreeSWITCH writes "Name: value"; anything else there (a bare
-    # "Name:", no space) is left to the full decode.
+    # never matches.
     if raw.startswith(first):
         start = len(first)
     else:
@@ -75,6 +74,13 @@ def lookup_plain(raw: bytes, head_end: int, name: str) -> str | _Unsure | None:
         if found < 0:
             return None
         start = found + len(later)
+    return plain_value_at(raw, start, head_end)
+
+
+def plain_value_at(raw: bytes, start: int, head_end: int) -> str | _Unsure:
+    """The value after a ``Name:`` that ends at ``start``: FreeSWITCH writes ``Name:
+    value`` up to the line's end (within ``raw[:head_end]``); anything else there (a
+    bare ``Name:``, no space) is left to the full decode."""
     if not raw.startswith(b" ", start):  # (past the block: "\n" or nothing is there)
         return UNSURE
     start += 1

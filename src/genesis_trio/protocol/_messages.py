@@ -6,10 +6,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import FrozenInstanceError, dataclass
 from typing import TypeVar, overload
 
-from ._codec import url_decode
 from ._events import EventFormat, decode_event_parts, encode_event_parts
 from ._headers import Headers, header_int
-from ._lookup import UNSURE, _plain_needles, _Unsure, lookup_json, lookup_plain, plain_needles
+from ._lookup import (
+    UNSURE,
+    _plain_needles,
+    _Unsure,
+    lookup_json,
+    lookup_plain,
+    plain_needles,
+    plain_value_at,
+)
 
 _T = TypeVar("_T")
 
@@ -177,15 +184,7 @@ class Event(Mapping[str, str]):
                     return None  # (it was in the body; the first match is the only candidate)
                 self._clean_to = found + 1
             start = found + len(later)
-        # From here as lookup_plain: "Name: value" up to the line's end.
-        if not raw.startswith(b" ", start):
-            return UNSURE
-        start += 1
-        end = raw.find(b"\n", start)
-        if end < 0:
-            end = len(raw)
-        value = raw[start:end].decode("utf-8", "replace")
-        return url_decode(value) if "%" in value else value
+        return plain_value_at(raw, start, len(raw))
 
     def get_all(self, name: str) -> list[str]:
         return self.headers.get_all(name)
